@@ -1,0 +1,7 @@
+"""CLI commands: registry."""
+
+import click
+
+
+def register(main: click.Group) -> None:
+    """Attach this module's commands to the top-level group."""

@@ -1,0 +1,7 @@
+"""CLI commands: relay."""
+
+import click
+
+
+def register(main: click.Group) -> None:
+    """Attach this module's commands to the top-level group."""

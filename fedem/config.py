@@ -1,0 +1,214 @@
+"""Typed, frozen job configs, and their form on disk (YAML).
+
+A config is a frozen dataclass; YAML is only how it is written down. :func:`load` reads a
+file, applies ``key.path=value`` overrides, and builds the dataclass tree, rejecting unknown
+keys, wrong types and impossible values with one line naming the file, the key and what was
+expected. :func:`to_dict` / :func:`dump` write it back, so a config round-trips exactly.
+
+The job dataclasses themselves live next to the jobs that use them (``fedem.train.config``,
+``fedem.registry.model`` …); this module is the machinery they share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from fedem.errors import ConfigError
+from fedem.io import atomic_write_yaml
+
+T = TypeVar("T")
+
+
+class Invalid(ValueError):
+    """Raised by a dataclass ``__post_init__``/``check``: ``Invalid(field, expected)``."""
+
+    def __init__(self, field: str, expected: str):
+        super().__init__(f"{field}: expected {expected}")
+        self.field = field
+        self.expected = expected
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + (" or null" if len(args) < len(get_args(tp)) else "")
+    if origin in (tuple, list, Sequence):
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin in (dict, Mapping):
+        return f"a mapping of {_type_name(get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin in (tuple, list, Sequence):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        (item,) = get_args(tp)[:1]
+        return tuple(_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        _, vt = get_args(tp)
+        return types.MappingProxyType({str(k): _convert(vt, v, f"{key}.{k}") for k, v in value.items()})
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported config type {tp!r} at {key}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass ``cls`` from plain data, strictly. ``where`` prefixes key paths."""
+    prefix = f"{where}." if where else ""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known keys: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], prefix + name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}{name}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except Invalid as err:
+        raise ConfigError(f"{prefix}{err.field}: expected {err.expected}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a config tree (tuples become lists), the inverse of :func:`from_dict`."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=3e-4"`` -> ``("train.lr", 0.0003)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.steps=100")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML 1.1 reads "3e-4" as a string; numbers are what people mean here.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, turning I/O and syntax failures into one-line ConfigErrors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read ({err.__class__.__name__}: {err})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
+
+
+def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
+    """Load ``cls`` from a YAML file (or defaults when ``path`` is None) plus overrides."""
+    data = read_yaml(path) if path is not None else {}
+    data = {} if data is None else data
+    label = str(path) if path is not None else "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data).__name__}")
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides)
+    for key, value in items:
+        if value is not None:
+            _set_path(data, key, value)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as err:
+        raise ConfigError(f"{label}: {err}") from None
+
+
+def dump(cfg: Any, path: str | Path) -> Path:
+    """Write a config atomically as YAML (the resolved form, every default spelled out)."""
+    return atomic_write_yaml(path, to_dict(cfg))
+
+
+def replace(cfg: T, **changes: Any) -> T:
+    """``dataclasses.replace`` that re-runs validation."""
+    return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["Invalid", "dump", "from_dict", "load", "parse_override", "read_yaml", "replace", "to_dict"]

@@ -1,0 +1,111 @@
+"""The hub contract: immutable, parent-checked revisions of adapter repos.
+
+A hub holds repos (one per adapter). Each publish makes a new revision whose expected
+parent must equal the current head, a compare-and-swap: a stale parent raises
+:class:`~fedem.errors.ConflictError` and writes nothing. Revisions are never overwritten.
+
+Backends are chosen by URL scheme through a small registry (``file://``, ``hf://``).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from fedem.errors import HubError
+
+
+@dataclasses.dataclass(frozen=True)
+class Revision:
+    """One published revision of a repo. ``time`` is the hub's clock (UTC), not the client's."""
+
+    repo: str
+    id: str
+    parent: str | None
+    author: str
+    time: datetime
+    message: str = ""
+    tags: tuple[str, ...] = ()
+
+
+class Hub(abc.ABC):
+    """A place adapters are published to and pulled from."""
+
+    url: str
+
+    @abc.abstractmethod
+    def create_repo(self, repo: str, *, exist_ok: bool = True) -> None:
+        """Create an empty repo (no revisions)."""
+
+    @abc.abstractmethod
+    def list_repos(self) -> list[str]:
+        """Names of all repos."""
+
+    @abc.abstractmethod
+    def revisions(self, repo: str) -> list[Revision]:
+        """All revisions, newest first. Raises HubError if the repo does not exist."""
+
+    def head(self, repo: str) -> Revision | None:
+        """The newest revision, or None for an empty repo."""
+        revs = self.revisions(repo)
+        return revs[0] if revs else None
+
+    @abc.abstractmethod
+    def publish(
+        self, repo: str, folder: Path, *, message: str, parent: str | None, author: str | None = None
+    ) -> Revision:
+        """Publish ``folder`` as a new revision on top of ``parent`` (None: the repo is empty).
+
+        Raises ConflictError, writing nothing, when the head is not ``parent``.
+        """
+
+    @abc.abstractmethod
+    def download(self, repo: str, revision: str | None, dest: Path) -> Path:
+        """Materialize ``revision`` (None: head) into ``dest``; return ``dest``."""
+
+    @abc.abstractmethod
+    def read_file(self, repo: str, path: str, revision: str | None = None) -> bytes:
+        """Bytes of one small file at ``revision`` (None: head)."""
+
+    @abc.abstractmethod
+    def tag(self, repo: str, revision: str, tag: str) -> None:
+        """Attach an immutable tag to a revision. Re-tagging a different revision is refused."""
+
+
+_BACKENDS: dict[str, Callable[[str], Hub]] = {}
+
+
+def register_backend(scheme: str) -> Callable[[Callable[[str], Hub]], Callable[[str], Hub]]:
+    """Decorator: ``@register_backend("file")`` makes ``open_hub("file://…")`` build it."""
+
+    def deco(factory: Callable[[str], Hub]) -> Callable[[str], Hub]:
+        _BACKENDS[scheme] = factory
+        return factory
+
+    return deco
+
+
+def open_hub(url: str) -> Hub:
+    """Open the hub at ``url`` (``file://PATH`` or ``hf://ORG``). A bare path means ``file://``."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        scheme, url = "file", "file://" + url
+    _load_builtin_backends()
+    if scheme not in _BACKENDS:
+        raise HubError(f"hub URL {url!r}: unknown scheme {scheme!r} (expected one of: {', '.join(sorted(_BACKENDS))})")
+    return _BACKENDS[scheme](url)
+
+
+def _load_builtin_backends() -> None:
+    # Imported lazily so `import fedem.hub` stays cheap and huggingface_hub loads only when used.
+    import importlib
+
+    for mod in ("fedem.hub.filehub", "fedem.hub.hfhub"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name != mod:
+                raise
