@@ -1,0 +1,1 @@
+"""Test doubles shipped with fedem (importable by tests and benchmarks alike)."""
