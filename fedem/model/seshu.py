@@ -1,0 +1,80 @@
+"""Build, save and load Seshu: transformers' own Mamba / Mamba-2 with a byte vocabulary.
+
+No Mamba code is copied here. transformers picks the execution path by itself: the
+mamba-ssm / causal-conv1d CUDA kernels when they are importable on a GPU, otherwise the
+PyTorch path (chunked SSD for Mamba-2, mambapy's parallel scan for Mamba-1).
+
+A saved Seshu directory is a plain HF model directory (``config.json``,
+``model.safetensors``, tokenizer files): ``AutoModelForCausalLM.from_pretrained(dir)`` and
+lm-eval's ``--model hf`` load it without importing fedem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from fedem.errors import ModelError
+from fedem.io import atomic_dir
+from fedem.model.presets import Arch, get_preset
+from fedem.model.tokenizer import VOCAB_SIZE, byte_tokenizer
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def build_model(preset: str = "small", arch: Arch = "mamba2", seed: int = 0) -> PreTrainedModel:
+    """A freshly initialised Seshu (deterministic for ``seed``)."""
+    config = get_preset(preset).hf_config(arch)
+    with _seeded(seed):
+        model = AutoModelForCausalLM.from_config(config)
+    return model
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    # Fork the RNG so building a model never shifts the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Refuse a model directory that is missing, unsafetensored, or carries pickles."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path}: not a model directory (no config.json)")
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelError(f"{path}: refusing pickle files {pickles}; fedem loads safetensors only")
+    if not any(path.glob("*.safetensors")):
+        raise ModelError(f"{path}: no *.safetensors weights")
+    return path
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """Load a Seshu directory: safetensors only, never remote code."""
+    path = check_model_dir(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelError(f"{path}: cannot load model ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+    if model.config.vocab_size != VOCAB_SIZE:
+        raise ModelError(f"{path}: vocab_size {model.config.vocab_size}, expected the {VOCAB_SIZE}-id byte vocabulary")
+    return model
+
+
+def save_model(model: PreTrainedModel, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write model + tokenizer as a standard HF directory, atomically (safetensors only)."""
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        byte_tokenizer().save_pretrained(tmp)
+    return Path(path)
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
