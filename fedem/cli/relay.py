@@ -1,7 +1,91 @@
-"""CLI commands: relay."""
+"""CLI commands: relay (the ``hub`` group; pull/push/lineage join it later).
+
+Each command parses flags and calls one typed function below; the functions return data and
+raise :class:`fedem.errors.FedemError` subclasses, which the top-level group prints as one line.
+"""
+
+from __future__ import annotations
+
+import os
 
 import click
+
+from fedem.hub import Hub, Revision, open_hub
+
+DEFAULT_HUB = "file://./hub"
+
+
+def default_hub_url() -> str:
+    """The hub URL to use when none is given: ``$FEDEM_HUB``, else ``file://./hub``."""
+    return os.environ.get("FEDEM_HUB") or DEFAULT_HUB
+
+
+def hub_init(url: str) -> str:
+    """Create (file://) or check (hf://) the hub at ``url``; return a one-line description."""
+    return open_hub(url).init()
+
+
+def hub_repos(url: str) -> list[str]:
+    """Names of the repos on the hub at ``url``."""
+    return open_hub(url).list_repos()
+
+
+def hub_revisions(url: str, repo: str) -> list[Revision]:
+    """Revisions of ``repo`` on the hub at ``url``, newest first."""
+    hub: Hub = open_hub(url)
+    return hub.revisions(repo)
+
+
+def format_revisions(revs: list[Revision], *, full: bool = False) -> str:
+    """A plain-text table: revision, parent, author, time (UTC), tags, message."""
+    width = 64 if full else 12
+
+    def short(rev_id: str | None) -> str:
+        return (rev_id or "-")[:width]
+
+    rows = [("REVISION", "PARENT", "AUTHOR", "TIME (UTC)", "TAGS", "MESSAGE")]
+    for r in revs:
+        when = r.time.strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(
+            (short(r.id), short(r.parent), r.author, when, ",".join(r.tags) or "-", r.message.split("\n")[0])
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    )
+
+
+_hub_option = click.option(
+    "--hub",
+    "hub_url",
+    default=default_hub_url,
+    show_default="$FEDEM_HUB or file://./hub",
+    help="Hub URL: file://PATH or hf://ORG.",
+)
 
 
 def register(main: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
+
+    @main.group("hub")
+    def hub_group() -> None:
+        """Create and inspect adapter hubs (file://PATH or hf://ORG)."""
+
+    @hub_group.command("init")
+    @click.argument("url", required=False)
+    def init_cmd(url: str | None) -> None:
+        """Create a file:// hub, or check auth and org access of an hf:// hub."""
+        click.echo(hub_init(url or default_hub_url()))
+
+    @hub_group.command("ls")
+    @_hub_option
+    @click.option("--full", is_flag=True, help="Show full revision ids.")
+    @click.argument("repo", required=False)
+    def ls_cmd(hub_url: str, full: bool, repo: str | None) -> None:
+        """List the hub's repos, or REPO's revisions (newest first)."""
+        if repo is None:
+            for name in hub_repos(hub_url):
+                click.echo(name)
+        else:
+            click.echo(format_revisions(hub_revisions(hub_url, repo), full=full))

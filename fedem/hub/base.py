@@ -5,6 +5,10 @@ parent must equal the current head, a compare-and-swap: a stale parent raises
 :class:`~fedem.errors.ConflictError` and writes nothing. Revisions are never overwritten.
 
 Backends are chosen by URL scheme through a small registry (``file://``, ``hf://``).
+
+Revision arguments (``download``, ``read_file``, ``tag``) accept a full revision id, a unique
+prefix of at least 7 characters, a tag name, or None for the head; see :meth:`Hub.resolve`.
+What may be published is fixed by :mod:`fedem.hub.rules` (safetensors/JSON/Markdown/YAML only).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fedem.errors import HubError
 
@@ -74,29 +79,64 @@ class Hub(abc.ABC):
     def tag(self, repo: str, revision: str, tag: str) -> None:
         """Attach an immutable tag to a revision. Re-tagging a different revision is refused."""
 
+    def init(self) -> str:
+        """Make the hub ready for use (idempotent) and return a one-line description of it."""
+        return self.url
 
-_BACKENDS: dict[str, Callable[[str], Hub]] = {}
+    def resolve(self, repo: str, revision: str | None) -> Revision:
+        """The revision that ``revision`` names: None (head), a full id, a unique id prefix of at
+        least 7 characters, or a tag. Raises HubError, one line, when it names nothing."""
+        revs = self.revisions(repo)
+        if revision is None:
+            if not revs:
+                raise HubError(f"repo {repo!r} on {self.url} has no revisions yet")
+            return revs[0]
+        for rev in revs:
+            if rev.id == revision:
+                return rev
+        for rev in revs:
+            if revision in rev.tags:
+                return rev
+        if len(revision) >= 7:
+            matches = [rev for rev in revs if rev.id.startswith(revision)]
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                raise HubError(f"revision prefix {revision!r} is ambiguous in repo {repo!r} on {self.url}")
+        raise HubError(f"unknown revision {revision!r} in repo {repo!r} on {self.url}")
 
 
-def register_backend(scheme: str) -> Callable[[Callable[[str], Hub]], Callable[[str], Hub]]:
-    """Decorator: ``@register_backend("file")`` makes ``open_hub("file://…")`` build it."""
+_BACKENDS: dict[str, Callable[..., Hub]] = {}
 
-    def deco(factory: Callable[[str], Hub]) -> Callable[[str], Hub]:
+
+def register_backend(scheme: str) -> Callable[[Callable[..., Hub]], Callable[..., Hub]]:
+    """Decorator: ``@register_backend("file")`` makes ``open_hub("file://…")`` build it.
+
+    The factory is called as ``factory(url, **options)`` with the options given to :func:`open_hub`.
+    """
+
+    def deco(factory: Callable[..., Hub]) -> Callable[..., Hub]:
         _BACKENDS[scheme] = factory
         return factory
 
     return deco
 
 
-def open_hub(url: str) -> Hub:
-    """Open the hub at ``url`` (``file://PATH`` or ``hf://ORG``). A bare path means ``file://``."""
+def open_hub(url: str, **options: Any) -> Hub:
+    """Open the hub at ``url`` (``file://PATH`` or ``hf://ORG``). A bare path means ``file://``.
+
+    ``options`` go to the backend's constructor, e.g. ``clock=`` for ``file://`` (a simulator's
+    time) or ``sleep=``/``token=``/``endpoint=`` for ``hf://``.
+    """
     scheme, sep, _ = url.partition("://")
     if not sep:
         scheme, url = "file", "file://" + url
     _load_builtin_backends()
     if scheme not in _BACKENDS:
-        raise HubError(f"hub URL {url!r}: unknown scheme {scheme!r} (expected one of: {', '.join(sorted(_BACKENDS))})")
-    return _BACKENDS[scheme](url)
+        raise HubError(
+            f"hub URL {url!r}: unknown scheme {scheme!r} (expected one of: {', '.join(sorted(_BACKENDS))})"
+        )
+    return _BACKENDS[scheme](url, **options)
 
 
 def _load_builtin_backends() -> None:

@@ -6,7 +6,7 @@ THIS IS A TEST DOUBLE OF A SMALL SUBSET OF THE HUB API, NOT A HUB. It exists so 
 
 What it serves (model repos only, all state in memory, one lock around every mutation):
 
-- ``GET /api/whoami-v2``; tokens are ``hf_<user>`` (any user, member of every org) unless a
+- ``POST /api/validate-yaml`` (accepts any README metadata), ``GET /api/whoami-v2``; tokens are ``hf_<user>`` (any user, member of every org) unless a
   ``tokens`` mapping is given; a missing or unknown token is a 401 on writes and on whoami;
 - ``POST /api/repos/create`` (makes the "initial commit" holding ``.gitattributes``, like the Hub);
 - ``GET /api/models?author=ORG``, ``GET /api/models/{repo}[/revision/{rev}]`` (id, sha, siblings);
@@ -15,7 +15,8 @@ What it serves (model repos only, all state in memory, one lock around every mut
 - ``POST .../commit/{rev}``: the NDJSON body (header, file, deletedFile, deletedFolder); a
   ``parentCommit`` that is not the branch head is refused with 412, as the Hub does;
 - ``GET .../commits/{rev}`` (newest first), ``GET .../refs``, ``POST .../tag/{rev}`` (409 if taken);
-- ``GET .../tree/{rev}`` (recursive, files only) and ``HEAD|GET /{repo}/resolve/{rev}/{path}``.
+- ``GET .../tree/{rev}`` (recursive, files only) and ``HEAD|GET /{repo}/resolve/{rev}/{path}``;
+- one fault: ``lose_commit_responses = N`` applies the next N commits but answers 500.
 
 What it does not do: LFS or Xet uploads, pagination, branches other than ``main``, pull
 requests, private/gated repos, datasets or spaces, rate limits, or any permission model beyond
@@ -88,7 +89,16 @@ class FakeHub:
         self.repos: dict[str, _Repo] = {}
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []  # (method, path): lets tests count round trips
+        # Fault injection: apply the next N commits but answer 500, as when a response is lost.
+        self.lose_commit_responses = 0
         self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Forget every repo, request and fault (a fixture calls this between tests)."""
+        with self.lock:
+            self.repos.clear()
+            self.requests.clear()
+            self.lose_commit_responses = 0
 
     # -- state helpers ---------------------------------------------------------------------------
     def user_for(self, request: Request) -> str | None:
@@ -98,7 +108,9 @@ class FakeHub:
             return self.tokens.get(token)
         return token[3:] if token.startswith("hf_") and len(token) > 3 else None
 
-    def _commit(self, repo: _Repo, parent: str | None, tree: dict[str, bytes], title: str, msg: str, who: str):
+    def _commit(
+        self, repo: _Repo, parent: str | None, tree: dict[str, bytes], title: str, msg: str, who: str
+    ):
         date = self.clock()
         seed = json.dumps([parent, sorted((p, git_blob_oid(b)) for p, b in tree.items()), title, msg, who])
         cid = hashlib.sha1(f"{seed}{date.isoformat()}{len(repo.commits)}".encode()).hexdigest()
@@ -134,6 +146,10 @@ class FakeHub:
         @app.get("/api/agent-harnesses")
         def harnesses():
             return {"harnesses": {}, "standardEnvVars": []}
+
+        @app.post("/api/validate-yaml")
+        def validate_yaml():  # README.md metadata: the fake accepts any
+            return {"errors": [], "warnings": []}
 
         @app.get("/api/whoami-v2")
         def whoami(request: Request):
@@ -226,6 +242,9 @@ class FakeHub:
                     elif key != "header":
                         return _error(400, f"fake hub does not support {key!r} operations")
                 new = hub._commit(repo, head.id, tree, header["summary"], header.get("description", ""), user)
+                if hub.lose_commit_responses > 0:
+                    hub.lose_commit_responses -= 1
+                    return _error(500, "Internal Error (injected after the commit was applied)")
             url = f"{str(request.base_url).rstrip('/')}/{repo_id}/commit/{new.id}"
             return {"commitUrl": url, "commitOid": new.id, "pullRequestUrl": None}
 

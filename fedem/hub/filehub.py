@@ -1,0 +1,329 @@
+"""``file://PATH``: a hub in a local (or shared) directory, for offline groups, demos and simulations.
+
+Layout::
+
+    PATH/.fedem-hub                      marker written by ``init``
+    PATH/[ORG/]REPO/.fedem-repo          marker: this directory is a repo
+    PATH/[ORG/]REPO/HEAD                 id of the newest revision ("" when empty)
+    PATH/[ORG/]REPO/revisions/ID/...     the files of revision ID, read-only
+    PATH/[ORG/]REPO/revisions/ID.json    its metadata (id, parent, author, time, message, content)
+    PATH/[ORG/]REPO/tags/TAG             the revision id TAG names
+    PATH/[ORG/]REPO/.lock                flock(2) target that serializes head moves
+
+Why it is safe:
+
+- *Atomic*: files are staged in a hidden ``revisions/.staging-*`` directory, renamed to
+  ``revisions/ID``, then HEAD is replaced atomically. A revision exists for readers only once it
+  is reachable from HEAD, so a publish killed at any point leaves nothing visible (at most an
+  orphan directory, which a later identical publish reuses, and stale staging, swept later).
+- *Compare-and-swap*: HEAD is re-read and moved under an exclusive ``flock`` on ``.lock``. Of
+  two racing publishes on the same parent exactly one wins; the other gets ConflictError and
+  its staging is removed. The kernel drops the lock when its holder dies, so a crashed writer
+  cannot wedge the repo. (flock over NFS depends on the NFS setup; use a local or lock-capable
+  filesystem for concurrent writers.)
+- *Immutable, content-addressed*: ID = sha256 over the content hash, parent, author, hub time and
+  message, so the same folder on different parents gets different ids. Revision files and
+  metadata are made read-only and are never rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fedem.errors import ConflictError, HubError
+from fedem.hub.base import Hub, Revision, register_backend
+from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
+from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_tree
+
+HUB_MARKER = ".fedem-hub"
+REPO_MARKER = ".fedem-repo"
+STAGING_PREFIX = ".staging-"
+STALE_STAGING_S = 6 * 3600  # staging older than this belongs to a dead publish and is swept
+_KILL_HOOK = "FEDEM_HUB_TEST_KILL_POINT"  # tests only: pause at a named point so a test can SIGKILL
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def default_author() -> str:
+    """Who publishes when no author is given: ``FEDEM_AUTHOR``, else the login name."""
+    return os.environ.get("FEDEM_AUTHOR") or getpass.getuser()
+
+
+def _test_pause(point: str) -> None:
+    # A test sets the env var to a point name and kills this process while it sleeps here.
+    if os.environ.get(_KILL_HOOK) == point:
+        print(f"paused:{point}", flush=True)
+        time.sleep(60)
+
+
+class FileHub(Hub):
+    """A hub in a directory. ``clock`` (default: UTC now) stamps revisions; simulators inject it."""
+
+    def __init__(self, root: str | os.PathLike, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = f"file://{self.root}"
+        self._clock = clock or _utcnow
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> FileHub:
+        path = url.removeprefix("file://")
+        if not path:
+            raise HubError(f"hub URL {url!r}: expected file://PATH")
+        return cls(path, **options)
+
+    # -- hub and repos ----------------------------------------------------------------------------
+    def init(self) -> str:
+        """Create the hub directory and its marker (idempotent)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise HubError(f"cannot create hub at {self.root}: a file is in the way")
+        marker = self.root / HUB_MARKER
+        if not marker.exists():
+            if self.root.is_dir() and any(self.root.iterdir()):
+                raise HubError(
+                    f"cannot create hub at {self.root}: directory is not empty and not a fedem hub"
+                )
+            atomic_write_json(marker, {"format": 1, "kind": "fedem-file-hub"})
+        return f"file hub at {self.root}"
+
+    def _repo_dir(self, repo: str, *, must_exist: bool = True) -> Path:
+        path = self.root / validate_repo_name(repo)
+        if must_exist and not (path / REPO_MARKER).is_file():
+            if not (self.root / HUB_MARKER).is_file():
+                raise HubError(f"no hub at {self.root} (create it with `fedem hub init {self.url}`)")
+            raise HubError(f"unknown repo {repo!r} on {self.url}")
+        return path
+
+    def create_repo(self, repo: str, *, exist_ok: bool = True) -> None:
+        path = self._repo_dir(repo, must_exist=False)
+        if (path / REPO_MARKER).is_file():
+            if exist_ok:
+                return
+            raise HubError(f"repo {repo!r} already exists on {self.url}")
+        org = repo.split("/")[0] if "/" in repo else None
+        if (org and (self.root / org / REPO_MARKER).exists()) or (not org and path.is_dir()):
+            raise HubError(
+                f"cannot create repo {repo!r} on {self.url}: the name clashes with an existing repo or org"
+            )
+        self.init()
+        try:
+            with atomic_dir(path) as tmp:
+                (tmp / "revisions").mkdir()
+                (tmp / "tags").mkdir()
+                (tmp / "HEAD").write_text("")
+                (tmp / REPO_MARKER).write_text(json.dumps({"repo": repo}) + "\n")
+        except (FileExistsError, OSError) as err:
+            # Lost a creation race (the rename found a non-empty directory): fine if it is a repo.
+            if not (path / REPO_MARKER).is_file():
+                raise HubError(f"cannot create repo {repo!r} at {path}: {err}") from err
+            if not exist_ok:
+                raise HubError(f"repo {repo!r} already exists on {self.url}") from err
+
+    def list_repos(self) -> list[str]:
+        if not (self.root / HUB_MARKER).is_file():
+            raise HubError(f"no hub at {self.root} (create it with `fedem hub init {self.url}`)")
+        names = []
+        for marker in [*self.root.glob(f"*/{REPO_MARKER}"), *self.root.glob(f"*/*/{REPO_MARKER}")]:
+            names.append(marker.parent.relative_to(self.root).as_posix())
+        return sorted(names)
+
+    # -- revisions --------------------------------------------------------------------------------
+    def _read_head(self, path: Path) -> str | None:
+        return (path / "HEAD").read_text().strip() or None
+
+    def _meta(self, path: Path, rev_id: str) -> dict:
+        try:
+            return json.loads((path / "revisions" / f"{rev_id}.json").read_text())
+        except (OSError, ValueError) as err:
+            raise HubError(
+                f"corrupt hub repo {path}: metadata of revision {rev_id} unreadable ({err})"
+            ) from err
+
+    def _tags(self, path: Path) -> dict[str, list[str]]:
+        by_rev: dict[str, list[str]] = {}
+        for tag_file in sorted((path / "tags").iterdir()):
+            if not tag_file.name.startswith("."):
+                by_rev.setdefault(tag_file.read_text().strip(), []).append(tag_file.name)
+        return by_rev
+
+    def revisions(self, repo: str) -> list[Revision]:
+        """Revisions reachable from HEAD, newest first (orphans of killed publishes are invisible)."""
+        path = self._repo_dir(repo)
+        tags = self._tags(path)
+        out: list[Revision] = []
+        rev_id = self._read_head(path)
+        while rev_id is not None:
+            meta = self._meta(path, rev_id)
+            out.append(
+                Revision(
+                    repo=repo,
+                    id=meta["id"],
+                    parent=meta["parent"],
+                    author=meta["author"],
+                    time=datetime.fromisoformat(meta["time"]),
+                    message=meta["message"],
+                    tags=tuple(tags.get(rev_id, ())),
+                )
+            )
+            rev_id = meta["parent"]
+        return out
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        # flock, not a lock *file*: the kernel releases it when the holder exits or is killed.
+        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def publish(
+        self, repo: str, folder: Path, *, message: str, parent: str | None, author: str | None = None
+    ) -> Revision:
+        path = self._repo_dir(repo)
+        files = publishable_files(folder)
+        author = author or default_author()
+        # Cheap early check, so a stale publisher does not copy gigabytes first; re-checked under the lock.
+        if self._read_head(path) != parent:
+            raise ConflictError(self._conflict_msg(repo, parent, self._read_head(path)))
+        revs_dir = path / "revisions"
+        self._sweep_staging(revs_dir)
+        staging = revs_dir / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            staging.mkdir()
+            for rel, src in files:
+                dst = staging / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                _test_pause("copy")
+            content = sha256_tree(staging)  # hash what is stored, not what was read
+            with self._locked(path):
+                head = self._read_head(path)
+                if head != parent:
+                    raise ConflictError(self._conflict_msg(repo, parent, head))
+                if head is not None and self._meta(path, head).get("content") == content:
+                    raise HubError(
+                        f"nothing to publish to {repo!r}: {folder} is identical to revision {head}"
+                    )
+                when = self._clock()
+                if when.tzinfo is None:
+                    raise HubError("hub clock returned a naive datetime; it must be timezone-aware (UTC)")
+                when = when.astimezone(timezone.utc)
+                meta = {
+                    "id": "",
+                    "parent": parent,
+                    "author": author,
+                    "time": when.isoformat(),
+                    "message": message,
+                    "content": content,
+                }
+                meta["id"] = rev_id = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+                final = revs_dir / rev_id
+                if final.exists():  # an orphan of a killed identical publish: same bytes, keep it
+                    shutil.rmtree(staging, ignore_errors=True)
+                else:
+                    _make_read_only(staging)
+                    os.replace(staging, final)
+                meta_path = revs_dir / f"{rev_id}.json"
+                if not meta_path.exists():
+                    atomic_write_json(meta_path, meta)
+                    meta_path.chmod(0o444)
+                _test_pause("head")
+                atomic_write_text(path / "HEAD", rev_id + "\n")  # the commit point
+        except BaseException:
+            if staging.exists():
+                _make_writable(staging)
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Revision(repo, rev_id, parent, author, when, message, ())
+
+    def _conflict_msg(self, repo: str, parent: str | None, head: str | None) -> str:
+        return (
+            f"stale parent for {repo!r} on {self.url}: expected head {parent or '(empty repo)'}, "
+            f"but the head is {head or '(empty repo)'}; pull, redo your step on the new head, publish again"
+        )
+
+    def _sweep_staging(self, revs_dir: Path) -> None:
+        now = time.time()
+        for stale in revs_dir.glob(f"{STAGING_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if now - stale.stat().st_mtime > STALE_STAGING_S:
+                    _make_writable(stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def download(self, repo: str, revision: str | None, dest: Path) -> Path:
+        rev = self.resolve(repo, revision)
+        src = self._repo_dir(repo) / "revisions" / rev.id
+        dest = _prepare_dest(Path(dest))
+        with atomic_dir(dest) as tmp:
+            for p in sorted(src.rglob("*")):
+                if p.is_file():
+                    out = tmp / p.relative_to(src)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(p, out)  # copyfile: the copy is the caller's, so writable
+        return dest
+
+    def read_file(self, repo: str, path: str, revision: str | None = None) -> bytes:
+        rel = validate_file_path(path)
+        rev = self.resolve(repo, revision)
+        try:
+            return (self._repo_dir(repo) / "revisions" / rev.id / rel).read_bytes()
+        except FileNotFoundError:
+            raise HubError(f"no file {rel!r} in {repo!r} at revision {rev.id}") from None
+
+    def tag(self, repo: str, revision: str, tag: str) -> None:
+        validate_tag(tag)
+        rev = self.resolve(repo, revision)
+        target = self._repo_dir(repo) / "tags" / tag
+        tmp = target.with_name(f".{tag}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(rev.id + "\n")
+        try:
+            os.link(tmp, target)  # link(2) never replaces: exactly one tagger wins
+        except FileExistsError:
+            existing = target.read_text().strip()
+            if existing != rev.id:
+                raise HubError(
+                    f"tag {tag!r} of {repo!r} already names revision {existing}; tags are immutable"
+                ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _prepare_dest(dest: Path) -> Path:
+    if dest.exists():
+        if not dest.is_dir() or any(dest.iterdir()):
+            raise HubError(f"cannot download into {dest}: it exists and is not an empty directory")
+        dest.rmdir()
+    return dest
+
+
+def _make_read_only(root: Path) -> None:
+    for p in root.rglob("*"):
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    root.chmod(0o555)
+
+
+def _make_writable(root: Path) -> None:
+    with contextlib.suppress(OSError):
+        root.chmod(0o755)
+        for p in root.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+@register_backend("file")
+def _open(url: str, **options) -> FileHub:
+    return FileHub.from_url(url, **options)
