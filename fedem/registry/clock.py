@@ -1,0 +1,79 @@
+"""Time for the registry: an injectable clock and one canonical timestamp form.
+
+Every decision takes ``now`` from a :class:`Clock` so tests and the federation simulator can
+drive time. On disk a time is an ISO-8601 UTC string ending in ``Z``; in code it is an aware
+``datetime`` in UTC. Client clocks are never trusted: locks are stamped by the server side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+UTC = timezone.utc
+
+
+class Clock(Protocol):
+    """Anything with ``now() -> aware datetime``."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The machine's clock, in UTC, to the second (git and GitHub keep seconds)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclasses.dataclass
+class ManualClock:
+    """A clock that moves only when told to: ``clock.advance(hours=3)``."""
+
+    current: datetime
+
+    def __post_init__(self) -> None:
+        self.current = as_utc(self.current)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current = self.current + timedelta(**delta)
+        return self.current
+
+
+def as_utc(dt: datetime) -> datetime:
+    """An aware UTC datetime; naive input is taken to be UTC already (hub backends use UTC)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def format_time(dt: datetime) -> str:
+    """``2026-11-28T01:02:03Z`` (microseconds kept only when present)."""
+    dt = as_utc(dt)
+    spec = "microseconds" if dt.microsecond else "seconds"
+    return dt.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of :func:`format_time`. Raises ValueError unless the string has a time zone."""
+    if not isinstance(text, str) or "T" not in text:
+        raise ValueError(f"not an ISO-8601 time: {text!r}")
+    # Python 3.10's fromisoformat does not read a trailing "Z".
+    dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if dt.tzinfo is None:
+        raise ValueError(f"time without a time zone: {text!r}")
+    return dt.astimezone(UTC)
+
+
+def format_duration(delta: timedelta) -> str:
+    """``2h05m``, ``45m``, ``30s``: short and sign-free (callers say "ago" or "in")."""
+    secs = int(abs(delta.total_seconds()))
+    hours, rest = divmod(secs, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{seconds}s"

@@ -1,0 +1,195 @@
+"""The registry as stored in git: read a snapshot, decide, commit, push; retry on a lost race.
+
+:meth:`GitStore.transact` is the one safe write loop (BRIEF §6): fetch the remote branch,
+read it, **decide again from that fresh state**, make at most one commit, push without
+force; when the push loses a race, wait a jittered moment and start over. Nothing is
+committed when the decision changes nothing.
+
+Reading is per file and forgiving: one malformed adapter file becomes an entry in
+``Snapshot.errors`` and is left alone, so it never stops the others being reconciled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fedem.errors import ConflictError, RegistryError
+from fedem.registry.clock import Clock, SystemClock
+from fedem.registry.git import Git, ensure_repo
+from fedem.registry.model import ADAPTERS_DIR, POLICY_PATH, Adapter, dump_adapter, parse_adapter
+from fedem.registry.policy import Policy, parse_policy
+
+DEFAULT_BRANCH = "registry"
+DEFAULT_COMMITTER = "fedem-registry <registry@fedem.invalid>"
+# Files in the adapters folder that are not adapters and are fine to keep there.
+_IGNORED = {"README.md", ".gitkeep"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The registry at one commit: policy, the adapters that parsed, and one line per bad file."""
+
+    commit: str | None
+    policy: Policy
+    adapters: Mapping[str, Adapter]
+    errors: tuple[str, ...] = ()
+    raw: Mapping[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
+
+
+def snapshot_from_files(files: Mapping[str, bytes | None], commit: str | None = None) -> Snapshot:
+    """Parse repo paths -> bytes (None: not a regular file). A bad policy file is fatal."""
+    policy_bytes = files.get(POLICY_PATH)
+    if policy_bytes is None:
+        raise RegistryError(f"{POLICY_PATH}: file not found (is this the registry branch?)")
+    policy = parse_policy(policy_bytes)
+    adapters: dict[str, Adapter] = {}
+    errors: list[str] = []
+    raw: dict[str, bytes] = {}
+    for path in sorted(files):
+        if not path.startswith(ADAPTERS_DIR + "/") or path.rsplit("/", 1)[-1] in _IGNORED:
+            continue
+        data = files[path]
+        try:
+            if data is None:
+                raise RegistryError(f"{path}: not a regular file")
+            adapter = parse_adapter(data, path)
+        except RegistryError as err:
+            errors.append(str(err))
+            continue
+        adapters[adapter.name] = adapter
+        raw[path] = data
+    return Snapshot(commit, policy, adapters, tuple(errors), raw)
+
+
+def snapshot_from_dir(root: str | os.PathLike) -> Snapshot:
+    """Read a plain checkout (``root`` contains ``registry/``)."""
+    root = Path(root)
+    files: dict[str, bytes | None] = {}
+    for path in sorted((root / "registry").rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            files[rel] = None
+        elif path.is_file():
+            files[rel] = path.read_bytes()
+    return snapshot_from_files(files)
+
+
+def snapshot_from_commit(git: Git, commit: str) -> Snapshot:
+    """Read the registry straight from a commit: no checkout, one ``cat-file`` process."""
+    entries = git.ls_tree(commit, "registry")
+    regular = [
+        (sha, path) for mode, kind, sha, path in entries if kind == "blob" and mode in ("100644", "100755")
+    ]
+    files: dict[str, bytes | None] = {path: None for _, _, _, path in entries}
+    files.update(zip([p for _, p in regular], git.read_blobs(sha for sha, _ in regular), strict=True))
+    return snapshot_from_files(files, commit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What a transaction wants written: repo path -> bytes, the commit message, and a result."""
+
+    files: Mapping[str, bytes]
+    message: str
+    result: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a transaction ended: the pushed commit (None: nothing changed) and its decision."""
+
+    commit: str | None
+    decision: Decision
+    snapshot: Snapshot
+    attempts: int
+
+
+def changed_adapters(snapshot: Snapshot, new_state: Mapping[str, Adapter]) -> dict[str, bytes]:
+    """Files to write for adapters that differ from the snapshot's bytes (same objects are skipped)."""
+    files: dict[str, bytes] = {}
+    for name, adapter in new_state.items():
+        if snapshot.adapters.get(name) is adapter:
+            continue
+        data = dump_adapter(adapter).encode()
+        if snapshot.raw.get(adapter.path) != data:
+            files[adapter.path] = data
+    return files
+
+
+class GitStore:
+    """The registry branch of ``remote``, worked on through the local repository ``repo``.
+
+    ``repo`` may be any git repository (the contributor's clone, the workflow's checkout) or
+    a path where a bare cache is created. Only private refs under ``refs/fedem/`` are written
+    there; no working tree or branch is touched.
+    """
+
+    def __init__(
+        self,
+        repo: str | os.PathLike,
+        remote: str,
+        branch: str = DEFAULT_BRANCH,
+        *,
+        clock: Clock | None = None,
+        committer: str = DEFAULT_COMMITTER,
+        retries: int = 10,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.git = ensure_repo(repo)
+        self.remote = remote
+        self.branch = branch
+        self.clock = clock or SystemClock()
+        self.committer = committer
+        self.retries = retries
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.tracking_ref = f"refs/fedem/remote/{branch}"
+
+    def fetch(self) -> str:
+        """Fetch the remote branch and return its head (the "reset to the remote" step)."""
+        head = self.git.fetch(self.remote, self.branch, self.tracking_ref)
+        if head is None:
+            raise RegistryError(
+                f"remote {self.remote!r} has no {self.branch!r} branch; create it with `fedem registry init`"
+            )
+        return head
+
+    def snapshot(self, commit: str | None = None) -> Snapshot:
+        return snapshot_from_commit(self.git, commit or self.fetch())
+
+    def transact(self, decide: Callable[[Snapshot], Decision]) -> Outcome:
+        """Fetch, decide on fresh state, commit once, push; on a lost race start over.
+
+        ``decide`` may raise (a claim found taken on fresh state is rejected then). It runs
+        again on every attempt, so it must only read the snapshot and the clock.
+        """
+        for attempt in range(1, self.retries + 1):
+            snap = self.snapshot()
+            decision = decide(snap)
+            if not decision.files:
+                return Outcome(None, decision, snap, attempt)
+            # A private ref per thread and process: concurrent runs may share one repository.
+            ref = f"refs/fedem/pending/{os.getpid()}-{threading.get_ident()}"
+            commit = self.git.commit_files(
+                ref, snap.commit, decision.files, decision.message, self.committer, self.clock.now()
+            )
+            try:
+                self.git.push(self.remote, commit, self.branch)
+            except ConflictError:
+                # Jittered, growing wait so racing writers spread out instead of colliding again.
+                self.sleep(self.rng.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
+                continue
+            finally:
+                self.git.run("update-ref", "-d", ref, check=False)
+            return Outcome(commit, decision, snap, attempt)
+        raise ConflictError(
+            f"registry branch {self.branch!r} kept moving; gave up after {self.retries} attempts"
+        )
