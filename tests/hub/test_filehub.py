@@ -1,0 +1,188 @@
+"""file:// only: crash safety, immutability, the lock, the injectable clock, layout and URLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fedem.errors import ConflictError, HubError
+from fedem.hub import open_hub
+from fedem.hub.filehub import FileHub
+
+from ._util import make_folder, read_folder
+
+A = {"adapter_model.safetensors": b"A" * 4096, "adapter_config.json": b'{"r": 4}'}
+B = {"adapter_model.safetensors": b"B" * 4096, "adapter_config.json": b'{"r": 4}', "notes.md": b"b"}
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from fedem.hub.filehub import FileHub
+    hub = FileHub(sys.argv[1])
+    parent = sys.argv[3] if sys.argv[3] != "-" else None
+    hub.publish("ad", Path(sys.argv[2]), message="doomed", parent=parent, author="killed")
+    print("finished", flush=True)
+    """
+)
+
+
+@pytest.fixture
+def fhub(tmp_path: Path) -> FileHub:
+    hub = FileHub(tmp_path / "hub")
+    hub.init()
+    hub.create_repo("ad")
+    return hub
+
+
+def kill_mid_publish(hub: FileHub, folder: Path, parent: str | None, point: str) -> None:
+    """Publish from a child process, SIGKILL it when it pauses at ``point``."""
+    env = {**os.environ, "FEDEM_HUB_TEST_KILL_POINT": point}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(hub.root), str(folder), parent or "-"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == f"paused:{point}", line
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=20)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("point", ["copy", "head"])
+def test_killed_publish_leaves_nothing_visible(fhub, tmp_path, point):
+    r1 = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    big = make_folder(tmp_path / "b", B)
+    kill_mid_publish(fhub, big, r1.id, point)
+    # "copy": killed with files half staged; "head": killed holding the lock, revision renamed in.
+    assert fhub.revisions("ad") == [r1]
+    assert fhub.head("ad") == r1
+    # The lock died with its holder, and the next publish on the same parent succeeds.
+    r2 = fhub.publish("ad", big, message="retry", parent=r1.id, author="alice")
+    assert [r.id for r in fhub.revisions("ad")] == [r2.id, r1.id]
+    fhub.download("ad", None, tmp_path / "out")
+    assert read_folder(tmp_path / "out") == B
+
+
+def test_stale_staging_is_swept(fhub, tmp_path):
+    stale = fhub.root / "ad" / "revisions" / ".staging-1-dead"
+    stale.mkdir()
+    (stale / "x.json").write_text("{}")
+    old = datetime.now().timestamp() - 7 * 3600
+    os.utime(stale, (old, old))
+    fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    assert not stale.exists()
+
+
+def test_revisions_are_read_only_and_never_rewritten(fhub, tmp_path):
+    a, b = make_folder(tmp_path / "a", A), make_folder(tmp_path / "b", B)
+    r1 = fhub.publish("ad", a, message="m", parent=None, author="alice")
+    rev_dir = fhub.root / "ad" / "revisions" / r1.id
+    files = sorted(p for p in rev_dir.rglob("*") if p.is_file())
+    assert files and all(not (p.stat().st_mode & 0o222) for p in files)
+    assert not (rev_dir.stat().st_mode & 0o222)
+    assert not ((fhub.root / "ad" / "revisions" / f"{r1.id}.json").stat().st_mode & 0o222)
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+    r2 = fhub.publish("ad", b, message="m", parent=r1.id, author="alice")
+    r3 = fhub.publish("ad", a, message="m", parent=r2.id, author="alice")  # same bytes as r1, new parent
+    assert len({r1.id, r2.id, r3.id}) == 3
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == before
+    fhub.download("ad", r1.id, tmp_path / "d")
+    assert read_folder(tmp_path / "d") == A
+    assert all(os.access(p, os.W_OK) or os.geteuid() == 0 for p in (tmp_path / "d").iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o200 for p in (tmp_path / "d").iterdir())
+
+
+def test_injected_clock_stamps_revisions(tmp_path):
+    now = [datetime(2030, 1, 1, tzinfo=timezone.utc)]
+    hub = FileHub(tmp_path / "hub", clock=lambda: now[0])
+    hub.create_repo("ad")
+    r1 = hub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    now[0] += timedelta(hours=3)
+    r2 = hub.publish("ad", make_folder(tmp_path / "b", B), message="m", parent=r1.id, author="bob")
+    assert [r.time for r in hub.revisions("ad")] == [now[0], now[0] - timedelta(hours=3)]
+    assert (r1.author, r2.author) == ("alice", "bob")
+    naive = FileHub(tmp_path / "hub", clock=lambda: datetime(2030, 1, 1))
+    with pytest.raises(HubError, match="naive"):
+        naive.publish("ad", make_folder(tmp_path / "c", {"c.json": b"1"}), message="m", parent=r2.id)
+    assert hub.head("ad") == r2
+
+
+def test_default_author_comes_from_env(fhub, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDEM_AUTHOR", "carol")
+    rev = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None)
+    assert rev.author == "carol"
+
+
+def test_many_racers_one_winner(fhub, tmp_path):
+    folders = [make_folder(tmp_path / f"f{i}", {"w.safetensors": bytes([i]) * 1000}) for i in range(6)]
+    barrier = threading.Barrier(len(folders))
+    outcomes: list[str] = []
+
+    def push(folder: Path) -> None:
+        barrier.wait()
+        try:
+            fhub.publish("ad", folder, message="race", parent=None, author="x")
+            outcomes.append("won")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=push, args=(f,)) for f in folders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
+    assert len(fhub.revisions("ad")) == 1
+    assert not list((fhub.root / "ad" / "revisions").glob(".staging-*"))
+
+
+def test_org_prefixed_repos_and_listing(tmp_path):
+    hub = FileHub(tmp_path / "hub")
+    hub.create_repo("org/one")  # create_repo initializes the hub on first use
+    hub.create_repo("org/two")
+    hub.create_repo("solo")
+    assert hub.list_repos() == ["org/one", "org/two", "solo"]
+    with pytest.raises(HubError, match="clashes"):
+        hub.create_repo("solo/inner")
+    with pytest.raises(HubError, match="clashes"):
+        hub.create_repo("org")
+
+
+def test_missing_hub_and_init_rules(tmp_path):
+    hub = FileHub(tmp_path / "nowhere")
+    with pytest.raises(HubError, match="no hub at"):
+        hub.list_repos()
+    with pytest.raises(HubError, match="no hub at"):
+        hub.revisions("ad")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    with pytest.raises(HubError, match="not empty"):
+        FileHub(tmp_path / "busy").init()
+    assert "file hub" in hub.init() and hub.init()  # idempotent
+    assert hub.list_repos() == []
+
+
+def test_open_hub_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(open_hub("file://./hub"), FileHub)
+    assert open_hub("file://./hub").root == tmp_path / "hub"
+    assert open_hub(str(tmp_path / "bare")).root == tmp_path / "bare"
+    clock = lambda: datetime(2031, 5, 5, tzinfo=timezone.utc)  # noqa: E731
+    assert open_hub(f"file://{tmp_path}/h", clock=clock)._clock is clock
+    with pytest.raises(HubError, match="unknown scheme"):
+        open_hub("ftp://example.org/x")
