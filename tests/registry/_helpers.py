@@ -1,0 +1,161 @@
+"""Fixtures for the registry tests: a git identity that needs no global config, a bare remote
+holding a registry branch, a fake hub, and helpers to build adapters."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from fedem.hub.base import Hub, Revision
+from fedem.registry.clock import UTC, ManualClock, format_time
+from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = REPO_ROOT / "registry"
+T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.invalid",
+    # Never read (or depend on) the machine's or the user's git configuration.
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def git_identity(monkeypatch):
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def make_adapter(
+    name: str = "seshu-hi", holder: str | None = None, since: datetime | None = None, ttl_h: float = 3
+) -> Adapter:
+    lock = Lock()
+    if holder is not None:
+        since = since or T0
+        lock = Lock(
+            holder=holder,
+            since=format_time(since),
+            until=format_time(since + timedelta(hours=ttl_h)),
+            claim="#1",
+        )
+    return Adapter(
+        name=name,
+        spec=Spec(base_model="seshu-base", targets=("in_proj",), rank=16, languages=("hi",)),
+        lock=lock,
+    )
+
+
+def rev(repo: str, rid: str, author: str, time: datetime) -> Revision:
+    return Revision(repo=repo, id=rid, parent=None, author=author, time=time)
+
+
+class FakeHub(Hub):
+    """In-memory hub: only what the registry reads (list_repos, revisions)."""
+
+    url = "fake://"
+
+    def __init__(self, revisions: dict[str, Sequence[Revision]] | None = None):
+        self.revs = {k: list(v) for k, v in (revisions or {}).items()}
+
+    def create_repo(self, repo, *, exist_ok=True):
+        self.revs.setdefault(repo, [])
+
+    def list_repos(self):
+        return sorted(self.revs)
+
+    def revisions(self, repo):
+        return sorted(self.revs[repo], key=lambda r: r.time, reverse=True)
+
+    def publish(self, repo, folder, *, message, parent, author=None):  # pragma: no cover - unused
+        raise NotImplementedError
+
+    def download(self, repo, revision, dest):  # pragma: no cover - unused
+        raise NotImplementedError
+
+    def read_file(self, repo, path, revision=None):  # pragma: no cover - unused
+        raise NotImplementedError
+
+    def tag(self, repo, revision, tag):  # pragma: no cover - unused
+        raise NotImplementedError
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+def write_catalogue(
+    root: Path,
+    adapters: Sequence[Adapter] = (),
+    *,
+    policy: str | None = None,
+    files: dict[str, str] | None = None,
+) -> None:
+    """registry/ under ``root``: the real catalogue, plus/replaced by ``adapters`` and raw ``files``."""
+    shutil.copytree(CATALOGUE, root / "registry", dirs_exist_ok=True)
+    if policy is not None:
+        (root / "registry" / "policy.yaml").write_text(policy)
+    for a in adapters:
+        (root / "registry" / "adapters" / f"{a.name}.yaml").write_text(dump_adapter(a))
+    for rel, text in (files or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+@pytest.fixture
+def make_remote(tmp_path):
+    """``make_remote(adapters, policy=...)`` -> path of a bare repo whose registry branch holds them."""
+
+    def make(
+        adapters: Sequence[Adapter] = (),
+        *,
+        policy: str | None = None,
+        files: dict[str, str] | None = None,
+        name: str = "remote.git",
+    ) -> Path:
+        from fedem.registry.ops import init_registry
+
+        src = tmp_path / f"src-{name}"
+        src.mkdir()
+        git(src, "init", "-q", "-b", "main")
+        write_catalogue(src, adapters, policy=policy)
+        # Bad files go in after init's validation, as a later (maintainer's) commit would.
+        git(src, "add", "registry")
+        git(src, "commit", "-qm", "catalogue")
+        remote = tmp_path / name
+        git(tmp_path, "init", "-q", "--bare", str(remote))
+        init_registry(src, str(remote), clock=ManualClock(T0 - timedelta(days=1)))
+        if files:
+            work = tmp_path / f"work-{name}"
+            git(tmp_path, "clone", "-q", "-b", "registry", str(remote), str(work))
+            for rel, text in files.items():
+                (work / rel).write_text(text)
+            git(work, "add", "-A")
+            git(work, "commit", "-qm", "maintainer edit")
+            git(work, "push", "-q", "origin", "registry")
+        return remote
+
+    return make
+
+
+def remote_log(remote: Path) -> list[str]:
+    return git(remote, "log", "--format=%H %P", "registry").splitlines()
+
+
+def remote_file(remote: Path, path: str) -> str:
+    return git(remote, "show", f"registry:{path}")
