@@ -27,18 +27,21 @@ RevisionNotFound, EntryNotFound) that ``huggingface_hub`` uses to pick its excep
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from huggingface_hub import constants
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 
@@ -361,3 +364,41 @@ class FakeHubServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def hf_client_env(endpoint: str, home: str | os.PathLike, token: str = "hf_alice") -> Iterator[None]:
+    """Point ``huggingface_hub`` at ``endpoint`` with its cache, token file and state under ``home``.
+
+    Sets ``HF_HOME``/``HF_TOKEN``/``HF_ENDPOINT`` and the constants ``huggingface_hub`` reads at
+    import time (offline flag, cache, token path), then restores everything on exit. It also
+    seeds the agent-harness registry cache, which ``huggingface_hub`` would otherwise fetch from
+    huggingface.co when it builds request headers.
+    """
+    home = os.fspath(home)
+    os.makedirs(home, exist_ok=True)
+    harnesses = os.path.join(home, ".agent_harnesses.json")
+    with open(harnesses, "w") as f:
+        json.dump({"harnesses": {}, "standardEnvVars": []}, f)
+    env = {"HF_HOME": home, "HF_TOKEN": token, "HF_ENDPOINT": endpoint}
+    consts = {
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_CACHE": os.path.join(home, "hub"),
+        "HF_TOKEN_PATH": os.path.join(home, "token"),
+        "AGENT_HARNESSES_PATH": harnesses,
+    }
+    old_env = {k: os.environ.get(k) for k in env}
+    old_consts = {k: getattr(constants, k) for k in consts}
+    os.environ.update(env)
+    for k, v in consts.items():
+        setattr(constants, k, v)
+    try:
+        yield
+    finally:
+        for k, v in old_consts.items():
+            setattr(constants, k, v)
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedem.hub.filehub import FileHub
-from fedem.testing.fakehub import FakeHubServer
+from fedem.testing.fakehub import FakeHubServer, hf_client_env
 
 ORG = "fedem-test"
 USER = "alice"
@@ -23,25 +22,14 @@ def fake_server() -> Iterator[FakeHubServer]:
 
 
 @pytest.fixture
-def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_server: FakeHubServer) -> FakeHubServer:
-    """Point huggingface_hub at the fake server, with its cache and token in tmp_path."""
-    from huggingface_hub import constants
+def hf_env(tmp_path: Path, fake_server: FakeHubServer) -> Iterator[FakeHubServer]:
+    """Point huggingface_hub at the fake server (fresh state), with cache and token in tmp_path.
 
+    The Makefile exports HF_HUB_OFFLINE=1 for tests; this lifts it for the loopback server only.
+    """
     fake_server.hub.reset()
-    home = tmp_path / "hf_home"
-    home.mkdir()
-    # A fresh agent-harness registry: otherwise huggingface_hub fetches it from huggingface.co.
-    harnesses = home / ".agent_harnesses.json"
-    harnesses.write_text(json.dumps({"harnesses": {}, "standardEnvVars": []}))
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_TOKEN", f"hf_{USER}")
-    monkeypatch.setenv("HF_ENDPOINT", fake_server.url)
-    # huggingface_hub reads these at import time; the Makefile exports HF_HUB_OFFLINE=1 for tests.
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(harnesses))
-    return fake_server
+    with hf_client_env(fake_server.url, tmp_path / "hf_home", token=f"hf_{USER}"):
+        yield fake_server
 
 
 def no_sleep(_seconds: float) -> None:
