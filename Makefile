@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the embedded default: pretrain the small Seshu, then one LoRA relay hop.
 demo: $(STAMP)
-	$(BIN)/python -m fedem demo --output runs/demo
+	rm -rf runs/demo
+	$(BIN)/fedem pretrain --config pipelines/pretrain.yaml --output runs/demo/pretrain
+	$(BIN)/fedem finetune --config pipelines/finetune.yaml --base runs/demo/pretrain --output runs/demo/adapter
+	$(BIN)/fedem generate runs/demo/pretrain --adapter runs/demo/adapter --prompt "జనవరి" --max-new-tokens 80
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

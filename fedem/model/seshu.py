@@ -78,3 +78,26 @@ def save_model(model: PreTrainedModel, path: str | Path, *, overwrite: bool = Fa
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def quiet_transformers() -> None:
+    """Silence per-call library chatter (load bars, kernel fall-back notices) for CLI runs.
+
+    The kernel in use is reported once by fedem instead: see :func:`kernel_path`.
+    """
+    import warnings
+
+    import transformers
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def kernel_path() -> str:
+    """Which Mamba implementation transformers will run here."""
+    import importlib.util
+
+    if torch.cuda.is_available() and importlib.util.find_spec("mamba_ssm"):
+        return "mamba-ssm CUDA kernels"
+    return "PyTorch (Mamba-2 chunked SSD / Mamba-1 mambapy scan)"
