@@ -207,8 +207,9 @@ class FileHub(Hub):
             for rel, src in files:
                 dst = staging / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
+                _copy_durably(src, dst)
                 _test_pause("copy")
+            _fsync_tree_dirs(staging)
             content = sha256_tree(staging)  # hash what is stored, not what was read
             with self._locked(path):
                 head = self._read_head(path)
@@ -309,6 +310,23 @@ def _prepare_dest(dest: Path) -> Path:
             raise HubError(f"cannot download into {dest}: it exists and is not an empty directory")
         dest.rmdir()
     return dest
+
+
+def _copy_durably(src: Path, dst: Path) -> None:
+    # fsync before the rename and HEAD move: after a power cut HEAD must not name empty files.
+    shutil.copyfile(src, dst)
+    with open(dst, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_tree_dirs(root: Path) -> None:
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        with contextlib.suppress(OSError):
+            fd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _make_read_only(root: Path) -> None:
