@@ -1,0 +1,99 @@
+"""The registry's GitHub workflows: offline linters find nothing, and the security rules hold."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ._helpers import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml")]
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (it comes with the dev extra)")
+    return path
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def test_jactionlint_finds_nothing():
+    proc = subprocess.run(
+        [tool("jactionlint"), "--no-hints", *map(str, FILES)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_offline_finds_nothing():
+    proc = subprocess.run([tool("zizmor"), "--offline", str(WORKFLOWS)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings" in proc.stdout
+
+
+def test_workflow_schema():
+    cmd = [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, FILES)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_security_rules(path):
+    wf = _load(path)
+    assert wf["permissions"] == {}, "no permissions at the top; each job asks for its own"
+    for name, job in wf["jobs"].items():
+        assert "permissions" in job, name
+        assert "self-hosted" not in str(job["runs-on"]), name
+        for step in job["steps"]:
+            if "uses" in step:
+                assert SHA_PIN.match(step["uses"]), step["uses"]
+            assert "${{" not in step.get("run", ""), f"{name}: event fields reach run: only through env:"
+    text = path.read_text()
+    for line in text.splitlines():
+        if "uses:" in line:
+            assert re.search(r"# v\d+\.\d+\.\d+$", line), line
+
+
+def test_reconcile_workflow_shape():
+    wf = _load(WORKFLOWS / "reconcile.yml")
+    assert wf["on"]["schedule"] == [{"cron": "*/5 * * * *"}] and "workflow_dispatch" in wf["on"]
+    assert "group" in wf["concurrency"]
+    (job,) = wf["jobs"].values()
+    assert job["permissions"] == {"contents": "write"}
+    assert "fedem registry reconcile" in job["steps"][-1]["run"]
+
+
+def test_claim_workflow_never_touches_pr_code():
+    wf = _load(WORKFLOWS / "claim.yml")
+    assert list(wf["on"]) == ["pull_request_target"] and wf["on"]["pull_request_target"]["branches"] == [
+        "registry"
+    ]
+    (job,) = wf["jobs"].values()
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert "head" not in str(checkout.get("with", {})) and "pull_request" not in str(checkout.get("with", {}))
+    assert checkout["with"]["persist-credentials"] is False
+    env = next(s for s in job["steps"] if "check-claim" in s.get("run", ""))["env"]
+    assert env["PR_AUTHOR"] == "${{ github.event.pull_request.user.login }}"
+    assert '--author "${PR_AUTHOR}"' in next(
+        s["run"] for s in job["steps"] if "check-claim" in s.get("run", "")
+    )
+
+
+def test_ci_runs_make_lint_and_test():
+    wf = _load(WORKFLOWS / "ci.yml")
+    assert {"push", "pull_request"} <= set(wf["on"])
+    runs = [s.get("run") for job in wf["jobs"].values() for s in job["steps"]]
+    assert "make lint" in runs and "make test" in runs
