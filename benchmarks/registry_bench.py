@@ -66,7 +66,9 @@ def build(n: int = N) -> tuple[dict[str, Adapter], dict[str, list[Revision]]]:
         lock = Lock()
         if i % 5 == 0:
             since = T0 + timedelta(minutes=60 if i % 20 == 15 else 0)  # a quarter still running at NOW
-            lock = Lock(holder=f"user{i}", since=format_time(since), until=format_time(since + timedelta(hours=3)))
+            lock = Lock(
+                holder=f"user{i}", since=format_time(since), until=format_time(since + timedelta(hours=3))
+            )
             if i % 10 == 0:
                 revs[name] = [Revision(name, f"r{i}", None, f"user{i}", since + timedelta(minutes=90))]
         adapters[name] = Adapter(name=name, spec=spec, lock=lock)

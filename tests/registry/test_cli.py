@@ -26,13 +26,18 @@ def cli(*args: str, expect: int = 0):
 
 
 def test_status_table(make_remote, tmp_path):
-    remote = make_remote([make_adapter(holder="alice"), make_adapter("seshu-te", holder="bob", since=T0 - timedelta(hours=4))])
+    remote = make_remote(
+        [make_adapter(holder="alice"), make_adapter("seshu-te", holder="bob", since=T0 - timedelta(hours=4))]
+    )
     now = format_time(T0 + timedelta(hours=1))
     out = cli("registry", "status", "--repo", tmp_path / "c", "--remote", remote, "--now", now).output
     lines = out.splitlines()
     assert lines[0].split() == ["adapter", "state", "holder", "since", "expires", "in", "last", "revision"]
     rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
-    assert rows["seshu-hi"][:4] == ["seshu-hi", "held", "alice", "2026-11-28T09:00:00Z"] and "2h00m" in rows["seshu-hi"]
+    assert (
+        rows["seshu-hi"][:4] == ["seshu-hi", "held", "alice", "2026-11-28T09:00:00Z"]
+        and "2h00m" in rows["seshu-hi"]
+    )
     assert rows["seshu-te"][1] == "expired" and "ago" in rows["seshu-te"]
     assert rows["seshu-ta"][1:] == ["free", "-", "-", "-", "-"]
 
@@ -42,7 +47,10 @@ def test_status_from_dir_and_bad_policy(tmp_path):
     assert "seshu-ta" in cli("registry", "status", "--dir", tmp_path).output
     (tmp_path / "registry" / "policy.yaml").write_text("ttl_minutes: forever\n")
     result = cli("registry", "status", "--dir", tmp_path, expect=2)
-    assert result.output.strip() == "error: registry/policy.yaml: ttl_minutes: expected an integer, got 'forever'"
+    assert (
+        result.output.strip()
+        == "error: registry/policy.yaml: ttl_minutes: expected an integer, got 'forever'"
+    )
 
 
 def test_bad_name_and_bad_now(tmp_path):
@@ -84,10 +92,30 @@ def test_claim_prints_steps_and_check_claim_comments(make_remote, tmp_path, monk
     git(tmp_path, "init", "-q", "--bare", str(server))
     git(server, "fetch", "-q", str(remote), f"+{branch}:refs/pr/1")
     common = ["--repo", server, "--remote", remote, "--base", base, "--head", head]
-    bad = cli("registry", "check-claim", *common, "--author", "mallory", "--comment-file", tmp_path / "c1.md", expect=2)
+    bad = cli(
+        "registry",
+        "check-claim",
+        *common,
+        "--author",
+        "mallory",
+        "--comment-file",
+        tmp_path / "c1.md",
+        expect=2,
+    )
     assert "but the pull request is by 'mallory'" in bad.output
     assert (tmp_path / "c1.md").read_text().startswith("**Claim rejected:**")
-    ok = cli("registry", "check-claim", *common, "--author", "alice", "--pr", "3", "--merge", "--comment-file", tmp_path / "c2.md")
+    ok = cli(
+        "registry",
+        "check-claim",
+        *common,
+        "--author",
+        "alice",
+        "--pr",
+        "3",
+        "--merge",
+        "--comment-file",
+        tmp_path / "c2.md",
+    )
     assert ok.output.startswith("applied: claim of seshu-hi by alice: held until")
     assert "**Claimed** `seshu-hi` for @alice" in (tmp_path / "c2.md").read_text()
     assert parse_adapter(remote_file(remote, HI), HI).lock.holder == "alice"
@@ -96,7 +124,9 @@ def test_claim_prints_steps_and_check_claim_comments(make_remote, tmp_path, monk
 def test_reconcile_cli_reports_bad_files_but_commits_the_rest(make_remote, tmp_path):
     remote = make_remote([make_adapter(holder="alice")], files={"registry/adapters/broken.yaml": "{oops\n"})
     now = format_time(T0 + timedelta(hours=4))
-    result = cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--now", now, expect=2)
+    result = cli(
+        "registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--now", now, expect=2
+    )
     assert "expired: seshu-hi held by alice" in result.output
     assert "warning: registry/adapters/broken.yaml: invalid YAML" in result.output
     assert result.output.rstrip().splitlines()[-1].startswith("error: 1 item(s) were left alone")
@@ -115,7 +145,10 @@ def test_reconcile_cli_with_a_file_hub(make_remote, tmp_path):
     revision = hub.publish("seshu-hi", folder, message="hop", parent=None, author="alice")
     out = cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url).output
     assert f"hop: seshu-hi by alice, revision {revision.id}" in out
-    assert "nothing to change" in cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url).output
+    assert (
+        "nothing to change"
+        in cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url).output
+    )
 
 
 def test_force_release_cli(make_remote, tmp_path):
