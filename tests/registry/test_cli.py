@@ -163,3 +163,20 @@ def test_release_needs_a_login_without_gh(tmp_path, monkeypatch):
     if shutil.which("gh"):
         pytest.skip("gh is installed system-wide")
     assert "--login: required" in cli("release", "seshu-hi", "--repo", Path(tmp_path), expect=2).output
+
+
+def test_registry_commands_need_no_ml_stack(tmp_path):
+    """The workflows install only pyyaml, click (and huggingface_hub for --hub): keep it so."""
+    import subprocess
+    import sys
+
+    write_catalogue(tmp_path)
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'transformers', 'peft', 'datasets', 'numpy', 'safetensors', 'accelerate'):\n"
+        "    sys.modules[m] = None  # importing it now fails\n"
+        "from fedem.cli import main\n"
+        f"main(['registry', 'status', '--dir', {str(tmp_path)!r}])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "seshu-hi" in proc.stdout, proc.stderr[-2000:]
