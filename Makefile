@@ -33,9 +33,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
 
+# ruff on the code; actionlint (jactionlint, offline), zizmor and the workflow schema on .github/.
 lint: $(STAMP)
-	$(BIN)/ruff check fedem tests benchmarks
-	$(BIN)/ruff format --check fedem tests benchmarks
+	$(BIN)/ruff check fedem tests benchmarks scripts
+	$(BIN)/ruff format --check fedem tests benchmarks scripts
+	$(BIN)/jactionlint --no-hints .github/workflows/*.yml
+	$(BIN)/zizmor --offline -q .github/workflows/
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

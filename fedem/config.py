@@ -12,6 +12,7 @@ The job dataclasses themselves live next to the jobs that use them (``fedem.trai
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 
 from collections.abc import Mapping, Sequence
@@ -100,6 +101,12 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # get_type_hints re-evaluates string annotations on every call; a registry reads thousands of files.
+    return get_type_hints(cls)
+
+
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build dataclass ``cls`` from plain data, strictly. ``where`` prefixes key paths."""
     prefix = f"{where}." if where else ""
@@ -107,7 +114,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
