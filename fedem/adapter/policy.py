@@ -1,0 +1,54 @@
+"""What an adapter may be: the size caps, dtypes and rank limit, and what an adapter may be called.
+
+The policy is a small frozen object so the relay, the CLI and the nightly evaluator apply one
+set of limits, and a test (or an org) can tighten them without touching the checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from fedem.errors import AdapterRejected
+
+MiB = 1 << 20
+
+# Adapter names end up in file paths (caches, run folders) and hub repo names, so they are
+# stricter than hub repo names: lower case, no org prefix, no path tricks.
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+MAX_NAME = 96
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterPolicy:
+    """Limits every adapter must meet before any of its tensors is loaded.
+
+    The defaults fit a rank-64 ``in_proj`` adapter of the largest preset (2.8b, ~220 MB fp32)
+    with room to spare, and nothing much bigger.
+    """
+
+    max_rank: int = 64
+    max_bytes: int = 512 * MiB  # the whole folder
+    max_files: int = 8
+    max_header_bytes: int = 1 * MiB  # the safetensors JSON header
+    max_text_bytes: int = 1 * MiB  # each .json / .md / .yaml file
+    allowed_dtypes: tuple[str, ...] = ("F32", "BF16", "F16")
+    allowed_suffixes: tuple[str, ...] = (".safetensors", ".json", ".md", ".yaml")
+
+    def __post_init__(self):
+        for field in ("max_rank", "max_bytes", "max_files", "max_header_bytes", "max_text_bytes"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"AdapterPolicy.{field} must be >= 1")
+
+
+DEFAULT_POLICY = AdapterPolicy()
+
+
+def validate_adapter_name(name: str) -> str:
+    """Return ``name`` if it is a safe adapter name (``[a-z0-9][a-z0-9._-]*``); else AdapterRejected."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name or len(name) > MAX_NAME:
+        raise AdapterRejected(
+            f"invalid adapter name {name!r}: use lower-case letters, digits, '.', '_', '-', starting "
+            f"with a letter or digit, at most {MAX_NAME} characters, no '..', '/' or '\\'"
+        )
+    return name
