@@ -42,20 +42,36 @@ def pretrain(config_path, output, resume, sets, no_progress):
 @click.command()
 @_config_opt
 @click.option("--base", type=click.Path(), default=None, help="Base model folder (overrides base).")
-@click.option("--adapter", type=click.Path(), default=None, help="Existing adapter folder to continue (a relay hop).")
+@click.option("--adapter", default=None,
+              help="Adapter to continue (a relay hop): a local folder, or with --hub the adapter's NAME.")
+@click.option("--hub", "hub_url", default=None,
+              help="Pull --adapter NAME from this hub (file://PATH or hf://ORG), validate it, continue it.")
+@click.option("--revision", default=None, help="With --hub: the revision to continue. Default: the head.")
+@click.option("--new", is_flag=True, help="With --hub: start adapter NAME fresh (its repo must be empty).")
 @click.option("--output", type=click.Path(file_okay=False), default=None, help="Run folder (overrides output).")
 @_resume_opt
 @_set_opt
 @_quiet_opt
-def finetune(config_path, base, adapter, output, resume, sets, no_progress):
+def finetune(config_path, base, adapter, hub_url, revision, new, output, resume, sets, no_progress):
     """LoRA-finetune an adapter on the base model (fresh, or continuing --adapter)."""
+    from fedem.errors import ConfigError
     from fedem.model.seshu import quiet_transformers
     from fedem.train import FinetuneConfig
     from fedem.train import finetune as run
 
     quiet_transformers()
-    cfg = cfgio.load(FinetuneConfig, config_path, _overrides(sets, base=base, adapter=adapter, output=output))
-    run(cfg, resume=resume, progress=not no_progress)
+    if hub_url is None:
+        if revision or new:
+            raise ConfigError("--revision and --new need --hub (without it, --adapter is a local folder)")
+        cfg = cfgio.load(FinetuneConfig, config_path, _overrides(sets, base=base, adapter=adapter, output=output))
+        run(cfg, resume=resume, progress=not no_progress)
+        return
+    from fedem.relay import relay_finetune
+
+    if not adapter:
+        raise ConfigError("--hub needs --adapter NAME (the adapter to continue, or with --new to start)")
+    cfg = cfgio.load(FinetuneConfig, config_path, _overrides(sets, base=base, output=output))
+    relay_finetune(cfg, hub_url, adapter, revision, new=new, resume=resume, progress=not no_progress)
 
 
 @click.command()

@@ -1,0 +1,436 @@
+"""The relay: pull an adapter from a hub, validate it, train it one hop further, push it back.
+
+One adapter is one hub repo; each hop is one revision whose parent is the revision it was
+trained from. The hub's compare-and-swap on the parent makes concurrent hops safe: of two
+contributors who trained on the same head, the first push wins and the second gets a
+:class:`~fedem.errors.ConflictError` telling them who moved the head and when, and nothing of
+theirs is lost (their folder is never touched; push publishes from a validated copy).
+
+Every adapter is validated (:func:`fedem.adapter.validate_adapter`) before it is loaded: on pull,
+before training, after training and again on push. A hop never silently starts a fresh adapter:
+that takes ``new=True`` (``--new``) and an empty repo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from fedem.adapter import package as pkg
+from fedem.adapter.base import BaseInfo
+from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
+from fedem.adapter.validate import AdapterReport, validate_adapter
+from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
+from fedem.hub import Hub, Revision, open_hub
+from fedem.hub.rules import validate_tag
+
+MERGED_TAG_PREFIX = "merged-"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pulled:
+    """A validated adapter revision on local disk."""
+
+    folder: Path
+    revision: Revision
+    report: AdapterReport
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayHop:
+    """One relay step: what it continued (None for a fresh adapter) and what it produced."""
+
+    adapter_dir: Path
+    parent: Revision | None
+    report: AdapterReport
+    result: object  # fedem.train.engine.TrainResult (kept loose: importing it pulls in torch)
+
+
+@dataclasses.dataclass(frozen=True)
+class LineageEntry:
+    """One revision of an adapter with the provenance its ``fedem.json`` records (None if unreadable)."""
+
+    revision: Revision
+    contributor: str | None
+    base: str | None  # "arch sha256[:12]" plus " repo@revision" when known
+    steps: int | None
+    tokens: int | None
+    bpb_before: float | None
+    bpb_after: float | None
+    parent_matches: bool  # fedem.json's parent agrees with the hub's
+
+    @property
+    def bpb_delta(self) -> float | None:
+        if self.bpb_before is None or self.bpb_after is None:
+            return None
+        return self.bpb_after - self.bpb_before
+
+
+def _hub(hub: str | Hub) -> Hub:
+    return open_hub(hub) if isinstance(hub, str) else hub
+
+
+def default_cache_dir() -> Path:
+    """Where relay hops keep pulled parents: ``$FEDEM_CACHE``, else ``~/.cache/fedem``."""
+    return Path(os.environ.get("FEDEM_CACHE") or Path.home() / ".cache" / "fedem")
+
+
+def _short(rev_id: str | None) -> str:
+    return rev_id[:12] if rev_id else "(none)"
+
+
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# -- pull -------------------------------------------------------------------------------------------
+def pull_adapter(
+    hub: str | Hub,
+    name: str,
+    revision: str | None = None,
+    *,
+    output: str | Path | None = None,
+    base: BaseInfo | str | Path | None = None,
+    policy: AdapterPolicy = DEFAULT_POLICY,
+) -> Pulled:
+    """Download revision ``revision`` (None: head) of adapter ``name`` into ``output`` and validate it.
+
+    The files land in a hidden sibling first and are moved to ``output`` only once valid, so a
+    rejected adapter never appears on disk. ``output`` defaults to ``adapters/NAME-REV12``.
+    """
+    validate_adapter_name(name)
+    hub = _hub(hub)
+    rev = hub.resolve(name, revision)
+    dest = Path(output) if output else Path("adapters") / f"{name}-{rev.id[:12]}"
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise HubError(f"cannot pull into {dest}: it exists and is not an empty directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.pull-{uuid.uuid4().hex[:8]}"
+    try:
+        hub.download(name, rev.id, staging)
+        report = _validate_revision(staging, rev, base, policy)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Pulled(dest, rev, dataclasses.replace(report, folder=dest))
+
+
+def _validate_revision(folder: Path, rev: Revision, base, policy: AdapterPolicy) -> AdapterReport:
+    """Validate a downloaded revision, and check its recorded parent is the hub's parent."""
+    report = validate_adapter(folder, base, policy, name=rev.repo.rsplit("/", 1)[-1])
+    if report.parent_revision != rev.parent:
+        raise AdapterRejected(
+            f"revision {_short(rev.id)} of {rev.repo!r}: fedem.json records parent "
+            f"{_short(report.parent_revision)} but the hub's parent is {_short(rev.parent)}"
+        )
+    return report
+
+
+# -- one relay hop ------------------------------------------------------------------------------------
+def relay_finetune(
+    cfg,
+    hub: str | Hub,
+    name: str,
+    revision: str | None = None,
+    *,
+    new: bool = False,
+    base_repo: str | None = None,
+    base_revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    policy: AdapterPolicy = DEFAULT_POLICY,
+    resume: bool = False,
+    progress: bool = True,
+    log=print,
+) -> RelayHop:
+    """Train adapter ``name`` one hop: pull ``revision`` (None: head), validate it, continue it.
+
+    ``cfg`` is a :class:`~fedem.train.config.FinetuneConfig`; its ``adapter``, ``name`` and
+    ``lora`` are replaced by the pulled adapter's. ``new=True`` starts a fresh adapter and
+    requires the repo to be empty or absent; without it a missing or empty repo is an error.
+    ``base_repo``/``base_revision`` name the base on a hub; when omitted they are inherited
+    from the parent if it was trained on the same base weights. The result is in
+    ``cfg.output/adapter``, validated, with ``fedem.json`` recording the parent revision.
+    """
+    from fedem.train import lora
+    from fedem.train.jobs import finetune, resolve_model_dir
+
+    validate_adapter_name(name)
+    hub = _hub(hub)
+    base_dir = resolve_model_dir(cfg.base)
+    base = BaseInfo.from_dir(base_dir, repo=base_repo, revision=base_revision)
+    parent_rev, parent_dict, parent_meta = None, None, {}
+    if new:
+        if revision is not None:
+            raise FedemError("--new starts a fresh adapter; it cannot be combined with --revision")
+        head = hub.head(name) if name in hub.list_repos() else None
+        if head is not None:
+            raise FedemError(
+                f"adapter {name!r} already exists on {hub.url} (head {_short(head.id)} by {head.author}); "
+                "drop --new to continue it"
+            )
+        cfg = dataclasses.replace(cfg, adapter=None, name=name)
+        log(f"starting a fresh adapter {name!r} (first hop)")
+    else:
+        if name not in hub.list_repos() or hub.head(name) is None:
+            raise HubError(
+                f"no revisions of adapter {name!r} on {hub.url}; pass --new to start a fresh adapter"
+            )
+        parent_rev = hub.resolve(name, revision)
+        head = hub.head(name)
+        if head is not None and head.id != parent_rev.id:
+            log(f"note: {_short(parent_rev.id)} is not the head ({_short(head.id)}); pushing will conflict")
+        pulled = _cached_pull(hub, name, parent_rev, base, policy, cache_dir)
+        parent_meta = json.loads((pulled.folder / pkg.PROVENANCE).read_text())
+        spec = lora.read_adapter_config(pulled.folder, base.arch)
+        if spec != cfg.lora:
+            log(f"continuing with the adapter's own LoRA settings (r={spec.r}, alpha={spec.alpha})")
+        cfg = dataclasses.replace(cfg, adapter=str(pulled.folder), name=name, lora=spec)
+        parent_dict = {
+            "repo": name,
+            "revision": parent_rev.id,
+            "author": parent_rev.author,
+            "time": parent_rev.time.isoformat(),
+        }
+        log(f"continuing {name}@{_short(parent_rev.id)} by {parent_rev.author} ({_when(parent_rev.time)})")
+    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_dict)
+    out = Path(cfg.output) / "adapter"
+    # Hub facts jobs.finetune cannot know: the base's hub name, inherited along the chain.
+    inherited = pkg.get_path(parent_meta, "base", {}) if parent_meta else {}
+    same_base = inherited.get("sha256") == base.sha256
+    repo = base_repo or (inherited.get("repo") if same_base else None)
+    rev = base_revision or (inherited.get("revision") if same_base else None)
+    pkg.restamp(out, {"base.repo": repo, "base.revision": rev}, card_base=repo)
+    report = validate_adapter(out, base, policy, name=name)
+    return RelayHop(out, parent_rev, report, result)
+
+
+def _cached_pull(
+    hub: Hub, name: str, rev: Revision, base: BaseInfo, policy: AdapterPolicy, cache_dir
+) -> Pulled:
+    """Pull ``rev`` into the cache (revisions are immutable, so one copy per id), validated each time."""
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    hub_key = hashlib.sha256(hub.url.encode()).hexdigest()[:16]
+    dest = root / "adapters" / hub_key / name / rev.id
+    if (dest / pkg.PROVENANCE).is_file():
+        return Pulled(dest, rev, _validate_revision(dest, rev, base, policy))
+    shutil.rmtree(dest, ignore_errors=True)  # a partial copy never validates; start again
+    return pull_adapter(hub, name, rev.id, output=dest, base=base, policy=policy)
+
+
+# -- push -------------------------------------------------------------------------------------------
+def push_adapter(
+    hub: str | Hub,
+    name: str,
+    folder: str | Path,
+    *,
+    message: str | None = None,
+    parent: str | None = None,
+    author: str | None = None,
+    policy: AdapterPolicy = DEFAULT_POLICY,
+) -> Revision:
+    """Validate ``folder`` and publish it as the next revision of ``name``; return the revision.
+
+    The parent is ``parent`` (a revision id, prefix or tag) or else the one recorded in
+    ``fedem.json`` (None: a fresh adapter, only onto an empty repo). If the head moved since,
+    ConflictError names the new head, its author and time; ``folder`` is never modified.
+    """
+    from fedem.train.jobs import resolve_adapter_dir
+
+    validate_adapter_name(name)
+    hub = _hub(hub)
+    folder = resolve_adapter_dir(folder)
+    if not folder.is_dir():
+        raise AdapterRejected(f"{folder}: adapter folder not found")
+    with tempfile.TemporaryDirectory(prefix="fedem-push-") as tmp:
+        # Publish exactly the bytes that were validated: a copy nobody else writes to.
+        staged = Path(tmp) / name
+        shutil.copytree(folder, staged, symlinks=True)
+        report = validate_adapter(staged, None, policy, name=name)
+        meta = json.loads((staged / pkg.PROVENANCE).read_text())
+        recorded_repo = pkg.get_path(meta, "parent.repo")
+        if recorded_repo not in (None, name):
+            raise AdapterRejected(f"{folder}: continues adapter {recorded_repo!r}, not {name!r}")
+        parent_id = _push_parent(hub, name, folder, report.parent_revision, parent)
+        if parent_id is None:
+            hub.create_repo(name, exist_ok=True)
+        else:
+            _check_continues(hub, name, parent_id, meta, staged)
+            if report.parent_revision is None:  # an explicit --parent for a fresh adapter: record it
+                p = hub.resolve(name, parent_id)
+                pkg.restamp(
+                    staged,
+                    {
+                        "parent": {
+                            "repo": name,
+                            "revision": p.id,
+                            "author": p.author,
+                            "time": p.time.isoformat(),
+                        }
+                    },
+                    card_base=pkg.get_path(meta, "base.repo"),
+                )
+        author = author or os.environ.get("FEDEM_AUTHOR") or report.contributor
+        message = message or (
+            f"{report.contributor}: {meta['metrics']['steps']} steps, held-out bits/byte "
+            f"{report.bpb_before:.4f} -> {report.bpb_after:.4f}"
+        )
+        try:
+            return hub.publish(name, staged, message=message, parent=parent_id, author=author)
+        except ConflictError:
+            raise ConflictError(_conflict_message(hub, name, parent_id, folder)) from None
+
+
+def _push_parent(hub: Hub, name: str, folder: Path, recorded: str | None, explicit: str | None) -> str | None:
+    if explicit is None:
+        return recorded
+    explicit_id = hub.resolve(name, explicit).id
+    if recorded is not None and recorded != explicit_id:
+        raise FedemError(
+            f"{folder} was trained from revision {_short(recorded)} (fedem.json), not --parent "
+            f"{_short(explicit_id)}; push it without --parent"
+        )
+    return explicit_id
+
+
+def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Path) -> None:
+    """A hop must keep its parent's base and LoRA shape; checked from the parent's small files."""
+    try:
+        theirs = json.loads(hub.read_file(name, pkg.PROVENANCE, parent_id))
+        their_cfg = json.loads(hub.read_file(name, pkg.CONFIG, parent_id))
+    except ValueError:
+        return  # an unreadable parent record cannot vouch for anything; the CAS still protects the chain
+    for field in ("base.arch", "base.sha256"):
+        if pkg.get_path(theirs, field) != pkg.get_path(meta, field):
+            raise AdapterRejected(
+                f"different base: revision {_short(parent_id)} of {name!r} has {field} "
+                f"{str(pkg.get_path(theirs, field))[:12]}, this adapter {str(pkg.get_path(meta, field))[:12]}"
+            )
+    mine = json.loads((staged / pkg.CONFIG).read_text())
+    for field in ("r", "target_modules"):
+        if their_cfg.get(field) != mine.get(field):
+            raise AdapterRejected(
+                f"{pkg.CONFIG}: {field}={mine.get(field)!r} differs from revision {_short(parent_id)} "
+                f"({their_cfg.get(field)!r}); a relay hop keeps its parent's LoRA shape"
+            )
+
+
+def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path) -> str:
+    try:
+        head = hub.head(name)
+    except FedemError:
+        head = None
+    moved = (
+        f"its head is now {_short(head.id)} by {head.author} at {_when(head.time)}"
+        if head is not None
+        else "its head moved"
+    )
+    return (
+        f"adapter {name!r} on {hub.url} moved on: {moved}, not your parent {_short(parent_id)}; "
+        f"nothing was published and {folder} is untouched; pull the new head "
+        f"(fedem finetune --hub {hub.url} --adapter {name} ...) and train again, then push"
+    )
+
+
+# -- lineage and tags -------------------------------------------------------------------------------
+def lineage(hub: str | Hub, name: str, *, policy: AdapterPolicy = DEFAULT_POLICY) -> list[LineageEntry]:
+    """Every revision of ``name``, newest first, with its recorded contributor, base and bpb."""
+    validate_adapter_name(name)
+    hub = _hub(hub)
+    out = []
+    for rev in hub.revisions(name):
+        try:
+            raw = hub.read_file(name, pkg.PROVENANCE, rev.id)
+            meta = json.loads(raw) if len(raw) <= policy.max_text_bytes else {}
+        except (HubError, ValueError):
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        out.append(
+            LineageEntry(
+                revision=rev,
+                contributor=pkg.get_path(meta, "contributor"),
+                base=_base_label(meta),
+                steps=pkg.get_path(meta, "metrics.steps"),
+                tokens=pkg.get_path(meta, "metrics.tokens"),
+                bpb_before=pkg.get_path(meta, "metrics.bpb_before"),
+                bpb_after=pkg.get_path(meta, "metrics.bpb_after"),
+                parent_matches=bool(meta) and pkg.parent_revision(meta) == rev.parent,
+            )
+        )
+    return out
+
+
+def _base_label(meta: dict) -> str | None:
+    base = meta.get("base")
+    if not isinstance(base, dict):
+        return None
+    label = f"{base.get('arch')} {str(base.get('sha256'))[:12]}"
+    if base.get("repo"):
+        label += f" {base['repo']}@{str(base.get('revision') or 'head')[:12]}"
+    return label
+
+
+def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
+    """A plain-text table of :func:`lineage`, newest first."""
+    width = 64 if full else 12
+
+    def num(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    rows = [
+        (
+            "REVISION",
+            "PARENT",
+            "CONTRIBUTOR",
+            "AUTHOR",
+            "TIME (UTC)",
+            "STEPS",
+            "BPB BEFORE->AFTER",
+            "DELTA",
+            "BASE",
+        )
+    ]
+    for e in entries:
+        r = e.revision
+        rows.append(
+            (
+                r.id[:width] + ("" if e.parent_matches else "!"),
+                (r.parent or "-")[:width],
+                e.contributor or "?",
+                r.author,
+                r.time.strftime("%Y-%m-%d %H:%M:%S"),
+                num(e.steps, "d"),
+                f"{num(e.bpb_before, '.4f')}->{num(e.bpb_after, '.4f')}",
+                num(e.bpb_delta, "+.4f"),
+                e.base or "?",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
+    ]
+    if any(not e.parent_matches for e in entries):
+        lines.append("! fedem.json missing, unreadable, or its parent disagrees with the hub")
+    return "\n".join(lines)
+
+
+def merged_tag(checkpoint: str) -> str:
+    """The tag the nightly merge puts on the revision it merged into ``checkpoint``."""
+    return validate_tag(f"{MERGED_TAG_PREFIX}{checkpoint}")
+
+
+def tag_revision(hub: str | Hub, name: str, revision: str | None, tag: str) -> Revision:
+    """Tag ``revision`` (None: head) of adapter ``name``; tags are immutable. Returns the revision."""
+    validate_adapter_name(name)
+    hub = _hub(hub)
+    rev = hub.resolve(name, revision)
+    hub.tag(name, rev.id, tag)
+    return hub.resolve(name, rev.id)
