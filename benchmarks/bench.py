@@ -17,8 +17,13 @@ from pathlib import Path
 
 
 def _train(kind: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.train_bench", kind], capture_output=True, text=True,
-                         check=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_bench", kind],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -45,12 +50,29 @@ def main() -> None:
     res = {k: _train(k) for k in ("llama", "seshu", "mamba1-mambapy", "mamba1-stock")}
     llama, seshu, stock = res["llama"], res["seshu"], res["mamba1-stock"]
     print(f"  params: seshu {seshu['params']:,}  llama {llama['params']:,}  threads {seshu['threads']}")
-    _row("seshu (mamba2) tok/s", seshu["tokens_per_s"], "tok/s", "llama same size tok/s", llama["tokens_per_s"],
-         "goal >= 0.40 (within 2.5x)")
-    _row("seshu (mamba2) tok/s", seshu["tokens_per_s"], "tok/s", "stock mamba-1 tok/s", stock["tokens_per_s"],
-         "goal >= 20")
-    _row("mamba-1 + mambapy tok/s", res["mamba1-mambapy"]["tokens_per_s"], "tok/s", "stock mamba-1 tok/s",
-         stock["tokens_per_s"])
+    _row(
+        "seshu (mamba2) tok/s",
+        seshu["tokens_per_s"],
+        "tok/s",
+        "llama same size tok/s",
+        llama["tokens_per_s"],
+        "goal >= 0.40 (within 2.5x)",
+    )
+    _row(
+        "seshu (mamba2) tok/s",
+        seshu["tokens_per_s"],
+        "tok/s",
+        "stock mamba-1 tok/s",
+        stock["tokens_per_s"],
+        "goal >= 20",
+    )
+    _row(
+        "mamba-1 + mambapy tok/s",
+        res["mamba1-mambapy"]["tokens_per_s"],
+        "tok/s",
+        "stock mamba-1 tok/s",
+        stock["tokens_per_s"],
+    )
     for k in ("seshu", "mamba1-mambapy", "mamba1-stock"):
         _row(f"{k} peak RSS", res[k]["peak_rss_mb"], "MB", "llama peak RSS", llama["peak_rss_mb"])
 
@@ -67,8 +89,13 @@ def main() -> None:
         rows = {name: value for name, value, _ in hub_bench.run(adapter)}
     print(f"  adapter bytes: {rows['hub.adapter_bytes']:,.0f}")
     for backend in ("file", "hf_fake"):
-        _row(f"hub {backend}:// push+pull", rows[f"hub.{backend}.roundtrip"], "ms", "plain copy there and back",
-             floor * 1000)
+        _row(
+            f"hub {backend}:// push+pull",
+            rows[f"hub.{backend}.roundtrip"],
+            "ms",
+            "plain copy there and back",
+            floor * 1000,
+        )
     if "hub.hf_fake.requests_per_roundtrip" in rows:
         print(f"  hf requests per round trip: {rows['hub.hf_fake.requests_per_roundtrip']:.1f}")
 
@@ -78,8 +105,13 @@ def main() -> None:
     reg = {name: value for name, value, _ in registry_bench.run()}
     _row("reconcile, pure core", reg["registry.reconcile_pure_10k"], "s", "goal", 1.0)
     _row("reconcile + git commit + push", reg["registry.reconcile_git_10k"], "s", "goal", 5.0)
-    _row("reconcile + git commit + push", reg["registry.reconcile_git_10k"], "s", "parse 10k files alone",
-         reg["registry.load_10k_files"])
+    _row(
+        "reconcile + git commit + push",
+        reg["registry.reconcile_git_10k"],
+        "s",
+        "parse 10k files alone",
+        reg["registry.load_10k_files"],
+    )
 
 
 if __name__ == "__main__":

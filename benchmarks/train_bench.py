@@ -42,10 +42,19 @@ def build(kind: str):
         p = get_preset("small")
         best = None
         for inter in range(16, 1024, 8):  # pick the MLP width that matches Seshu's parameter count
-            cfg = LlamaConfig(vocab_size=259, hidden_size=p.d_model, intermediate_size=inter,
-                              num_hidden_layers=p.n_layers, num_attention_heads=4, num_key_value_heads=4,
-                              max_position_embeddings=L, tie_word_embeddings=True)
-            n = sum(4 * p.d_model * p.d_model + 3 * p.d_model * inter + 2 * p.d_model for _ in range(p.n_layers))
+            cfg = LlamaConfig(
+                vocab_size=259,
+                hidden_size=p.d_model,
+                intermediate_size=inter,
+                num_hidden_layers=p.n_layers,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=L,
+                tie_word_embeddings=True,
+            )
+            n = sum(
+                4 * p.d_model * p.d_model + 3 * p.d_model * inter + 2 * p.d_model for _ in range(p.n_layers)
+            )
             if best is None or abs(n + 259 * p.d_model - target) < best[0]:
                 best = (abs(n + 259 * p.d_model - target), cfg)
         model = AutoModelForCausalLM.from_config(best[1])

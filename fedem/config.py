@@ -11,10 +11,10 @@ The job dataclasses themselves live next to the jobs that use them (``fedem.trai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import types
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -42,7 +42,9 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in args) + (" or null" if len(args) < len(get_args(tp)) else "")
+        return " or ".join(_type_name(a) for a in args) + (
+            " or null" if len(args) < len(get_args(tp)) else ""
+        )
     if origin in (tuple, list, Sequence):
         return f"a list of {_type_name(get_args(tp)[0])}"
     if origin in (dict, Mapping):
@@ -166,10 +168,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = raw
     # YAML 1.1 reads "3e-4" as a string; numbers are what people mean here.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return key.strip(), value
 
 
@@ -191,7 +191,9 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
 
 
-def load(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
+def load(
+    cls: type[T], path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> T:
     """Load ``cls`` from a YAML file (or defaults when ``path`` is None) plus overrides."""
     data = read_yaml(path) if path is not None else {}
     data = {} if data is None else data

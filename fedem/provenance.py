@@ -9,8 +9,21 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-LIBRARIES = ("fedem", "torch", "transformers", "peft", "accelerate", "datasets", "huggingface_hub",
-             "safetensors", "lm_eval", "mamba_ssm", "causal_conv1d", "mambapy", "numpy")
+LIBRARIES = (
+    "fedem",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "huggingface_hub",
+    "safetensors",
+    "lm_eval",
+    "mamba_ssm",
+    "causal_conv1d",
+    "mambapy",
+    "numpy",
+)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -27,10 +40,19 @@ def git_revision(path: str | Path = ".") -> str | None:
     """The fedem checkout's commit, when running from one (and ``+dirty`` when modified)."""
     try:
         root = Path(__file__).resolve().parent.parent
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

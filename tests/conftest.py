@@ -25,7 +25,9 @@ def _tiny_data(**kw):
     from fedem.data import DataSpec, SourceSpec
 
     kw.setdefault("block_size", 64)
-    return DataSpec(sources=(SourceSpec(embedded="en"), SourceSpec(embedded="hi"), SourceSpec(embedded="te")), **kw)
+    return DataSpec(
+        sources=(SourceSpec(embedded="en"), SourceSpec(embedded="hi"), SourceSpec(embedded="te")), **kw
+    )
 
 
 def _tiny_train(**kw):
@@ -53,7 +55,8 @@ def tiny_base(tmp_path_factory):
     from fedem.train import ModelSpec, PretrainConfig, pretrain
 
     out = tmp_path_factory.mktemp("base") / "run"
-    cfg = PretrainConfig(model=ModelSpec(preset="tiny"), data=_tiny_data(), train=_tiny_train(steps=20),
-                         output=str(out))
+    cfg = PretrainConfig(
+        model=ModelSpec(preset="tiny"), data=_tiny_data(), train=_tiny_train(steps=20), output=str(out)
+    )
     pretrain(cfg, progress=False, log=lambda *_: None)
     return out

@@ -20,23 +20,31 @@ def test_shipped_pipelines_load_and_round_trip(path, tmp_path):
 
 
 def test_overrides_win_and_are_typed():
-    cfg = cfgio.load(PretrainConfig, "pipelines/pretrain.yaml", ["train.steps=70", "train.lr=3e-4", "model.arch=mamba"])
+    cfg = cfgio.load(
+        PretrainConfig, "pipelines/pretrain.yaml", ["train.steps=70", "train.lr=3e-4", "model.arch=mamba"]
+    )
     assert (cfg.train.steps, cfg.train.lr, cfg.model.arch) == (70, 3e-4, "mamba")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("train: {stepz: 3}", "train.stepz: unknown key"),
-    ("train: {steps: many}", "train.steps: expected an integer, got 'many'"),
-    ("train: {steps: 0}", "train.steps: expected an integer >= 1"),
-    ("train: {lr: -1}", "train.lr: expected a number > 0"),
-    ("train: {warmup_steps: 500, steps: 10}", "train.warmup_steps: expected an integer between 0 and steps"),
-    ("model: {arch: transformer}", "model.arch: expected one of 'mamba2', 'mamba'"),
-    ("data: {sources: []}", "data.sources: expected at least one source"),
-    ("data: {sources: [{embedded: hi, path: x}]}", "data.sources[0].embedded|path|dataset"),
-    ("data: {block_size: true}", "data.block_size: expected an integer, got True"),
-    ("[1, 2]", "expected a mapping at the top level"),
-    ("train: [", "invalid YAML at line"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("train: {stepz: 3}", "train.stepz: unknown key"),
+        ("train: {steps: many}", "train.steps: expected an integer, got 'many'"),
+        ("train: {steps: 0}", "train.steps: expected an integer >= 1"),
+        ("train: {lr: -1}", "train.lr: expected a number > 0"),
+        (
+            "train: {warmup_steps: 500, steps: 10}",
+            "train.warmup_steps: expected an integer between 0 and steps",
+        ),
+        ("model: {arch: transformer}", "model.arch: expected one of 'mamba2', 'mamba'"),
+        ("data: {sources: []}", "data.sources: expected at least one source"),
+        ("data: {sources: [{embedded: hi, path: x}]}", "data.sources[0].embedded|path|dataset"),
+        ("data: {block_size: true}", "data.block_size: expected an integer, got True"),
+        ("[1, 2]", "expected a mapping at the top level"),
+        ("train: [", "invalid YAML at line"),
+    ],
+)
 def test_bad_configs_name_file_key_and_expectation(tmp_path, text, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -49,13 +57,17 @@ def test_bad_configs_name_file_key_and_expectation(tmp_path, text, expected):
 def test_bad_config_on_the_cli_is_one_line_exit_2_no_traceback(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  steps: -3\n")
-    out = subprocess.run([sys.executable, "-m", "fedem", "pretrain", "--config", str(path)], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fedem", "pretrain", "--config", str(path)], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: {path}: train.steps: expected an integer >= 1"
     assert "Traceback" not in out.stderr + out.stdout
-    missing = subprocess.run([sys.executable, "-m", "fedem", "finetune", "--config", str(tmp_path / "nope.yaml")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "fedem", "finetune", "--config", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nope.yaml: file not found")
 
 

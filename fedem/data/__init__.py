@@ -6,6 +6,14 @@ from fedem.data.sources import load_documents
 from fedem.data.spec import EMBEDDED_LANGS, DataSpec, SourceSpec
 
 __all__ = [
-    "EMBEDDED_LANGS", "DataSpec", "PackedData", "SourceSpec", "SourceStats", "build_dataset",
-    "encode_documents", "load_documents", "pack", "split_heldout",
+    "EMBEDDED_LANGS",
+    "DataSpec",
+    "PackedData",
+    "SourceSpec",
+    "SourceStats",
+    "build_dataset",
+    "encode_documents",
+    "load_documents",
+    "pack",
+    "split_heldout",
 ]

@@ -90,7 +90,9 @@ def build_dataset(spec: DataSpec) -> PackedData:
         stats_rows.append((src, docs, ho_docs, tr, ho))
     sizes = [len(t) for t in train]
     if sum(sizes) == 0:
-        raise DataError(f"data: no source yields a full training block of {spec.block_size} bytes; lower block_size")
+        raise DataError(
+            f"data: no source yields a full training block of {spec.block_size} bytes; lower block_size"
+        )
     if sum(len(h) for h in held) == 0:
         raise DataError("data: no held-out block; raise heldout_fraction or add documents")
     probs = mixture_probs(sizes, [s.weight for s in spec.sources], spec.temperature)
@@ -105,7 +107,7 @@ def build_dataset(spec: DataSpec) -> PackedData:
             probability=float(p),
             sha256=_docs_sha(docs),
         )
-        for (src, docs, ho_docs, tr, ho), p in zip(stats_rows, probs)
+        for (src, docs, ho_docs, tr, ho), p in zip(stats_rows, probs, strict=True)
     ]
     fingerprint = hashlib.sha256(
         json.dumps({"spec": to_dict(spec), "sources": [s.sha256 for s in stats]}, sort_keys=True).encode()

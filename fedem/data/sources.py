@@ -12,7 +12,14 @@ from pathlib import Path
 from fedem.data.spec import SourceSpec, embedded_dir
 from fedem.errors import DataError
 
-_BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+_BUILDERS = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+    ".jsonl": "json",
+    ".json": "json",
+    ".parquet": "parquet",
+}
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -38,7 +45,9 @@ def _files(path: Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.suffix not in _BUILDERS:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r} (expected {', '.join(sorted(_BUILDERS))})")
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r} (expected {', '.join(sorted(_BUILDERS))})"
+        )
     return [path]
 
 
@@ -48,7 +57,9 @@ def _load_local(spec: SourceSpec) -> list[str]:
     files = _files(Path(spec.path))
     builders = {_BUILDERS[f.suffix] for f in files}
     if len(builders) > 1:
-        raise DataError(f"{spec.path}: mixes file types ({', '.join(sorted(builders))}); use one source per type")
+        raise DataError(
+            f"{spec.path}: mixes file types ({', '.join(sorted(builders))}); use one source per type"
+        )
     (builder,) = builders
     if builder == "text":
         # Blank-line separated documents; datasets' text builder would split on every line.
@@ -56,7 +67,9 @@ def _load_local(spec: SourceSpec) -> list[str]:
     try:
         ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     except Exception as err:  # datasets raises many types for malformed input
-        raise DataError(f"{spec.path}: cannot read as {builder} ({err.__class__.__name__}: {_first_line(err)})") from None
+        raise DataError(
+            f"{spec.path}: cannot read as {builder} ({err.__class__.__name__}: {_first_line(err)})"
+        ) from None
     return _column(ds, spec, str(spec.path))
 
 
@@ -75,7 +88,9 @@ def _load_hub(spec: SourceSpec) -> list[str]:
 
 def _column(ds, spec: SourceSpec, label: str) -> list[str]:
     if spec.text_field not in ds.column_names:
-        raise DataError(f"{label}: no field {spec.text_field!r} (fields: {', '.join(ds.column_names)}); set text_field")
+        raise DataError(
+            f"{label}: no field {spec.text_field!r} (fields: {', '.join(ds.column_names)}); set text_field"
+        )
     # ds[col] is a lazy Column in datasets 5, not a list.
     return [t for t in ds[spec.text_field] if isinstance(t, str) and t.strip()]
 

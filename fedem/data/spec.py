@@ -39,7 +39,9 @@ class SourceSpec:
     def __post_init__(self):
         given = [k for k in ("embedded", "path", "dataset") if getattr(self, k)]
         if len(given) != 1:
-            raise Invalid("embedded|path|dataset", f"exactly one of embedded, path or dataset (got {given or 'none'})")
+            raise Invalid(
+                "embedded|path|dataset", f"exactly one of embedded, path or dataset (got {given or 'none'})"
+            )
         if self.embedded and self.embedded not in EMBEDDED_LANGS:
             raise Invalid("embedded", f"one of {', '.join(EMBEDDED_LANGS)}")
         if not self.weight > 0:

@@ -25,7 +25,9 @@ def nll_sum(model, blocks: torch.Tensor, batch_size: int = 16) -> tuple[float, i
         for i in range(0, len(blocks), batch_size):
             x = blocks[i : i + batch_size].to(device)  # (b, l)
             logits = model(input_ids=x).logits.float()  # (b, l, V)
-            nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum")
+            nll = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"
+            )
             total += nll.item()
             count += x[:, 1:].numel()
     finally:
@@ -39,7 +41,9 @@ def bits_per_byte(model, blocks: torch.Tensor, batch_size: int = 16) -> float:
     return total / (count * math.log(2))
 
 
-def score_model_dir(model_dir, data_path=None, *, adapter=None, block_size: int = 256, max_blocks: int = 256) -> dict:
+def score_model_dir(
+    model_dir, data_path=None, *, adapter=None, block_size: int = 256, max_blocks: int = 256
+) -> dict:
     """Bits/byte of a saved model (plus optional adapter) on a file, or the embedded held-out split."""
     from fedem.data import DataSpec, SourceSpec, build_dataset, pack
     from fedem.data.sources import load_documents
@@ -48,7 +52,9 @@ def score_model_dir(model_dir, data_path=None, *, adapter=None, block_size: int 
 
     model = load_for_inference(model_dir, adapter)
     if data_path:
-        blocks = torch.from_numpy(pack(load_documents(SourceSpec(path=str(data_path))), block_size).astype("int64"))
+        blocks = torch.from_numpy(
+            pack(load_documents(SourceSpec(path=str(data_path))), block_size).astype("int64")
+        )
         label = str(data_path)
         if len(blocks) == 0:
             raise DataError(f"{data_path}: shorter than one block of {block_size} bytes; lower --block-size")

@@ -58,7 +58,9 @@ class Preset:
         if arch == "mamba2":
             d_inner = self.expand * self.d_model
             if d_inner % self.head_dim:
-                raise ConfigError(f"preset {self.name}: e·d={d_inner} is not divisible by head_dim={self.head_dim}")
+                raise ConfigError(
+                    f"preset {self.name}: e·d={d_inner} is not divisible by head_dim={self.head_dim}"
+                )
             return Mamba2Config(
                 **common,
                 state_size=self.d_state_mamba2,
@@ -84,7 +86,15 @@ def register_preset(preset: Preset) -> Preset:
 
 for _p in (
     # tests: ~0.1M parameters, trains in seconds
-    Preset("tiny", d_model=64, n_layers=2, d_state_mamba2=16, head_dim=64, chunk_size=64, summary="tests, <1M params"),
+    Preset(
+        "tiny",
+        d_model=64,
+        n_layers=2,
+        d_state_mamba2=16,
+        head_dim=64,
+        chunk_size=64,
+        summary="tests, <1M params",
+    ),
     # the CPU demo: trains visibly in a minute or two on 2 cores
     Preset("small", d_model=128, n_layers=4, d_state_mamba2=64, head_dim=128, summary="CPU demo"),
     Preset("130m", d_model=768, n_layers=24, summary="mamba-130m shape"),

@@ -62,9 +62,13 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> PreTrain
             path, dtype=dtype, use_safetensors=True, trust_remote_code=False, local_files_only=True
         )
     except (OSError, ValueError, KeyError) as err:
-        raise ModelError(f"{path}: cannot load model ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+        raise ModelError(
+            f"{path}: cannot load model ({err.__class__.__name__}: {str(err).splitlines()[0]})"
+        ) from None
     if model.config.vocab_size != VOCAB_SIZE:
-        raise ModelError(f"{path}: vocab_size {model.config.vocab_size}, expected the {VOCAB_SIZE}-id byte vocabulary")
+        raise ModelError(
+            f"{path}: vocab_size {model.config.vocab_size}, expected the {VOCAB_SIZE}-id byte vocabulary"
+        )
     return model
 
 

@@ -5,6 +5,15 @@ from fedem.train.engine import TrainResult, run_training
 from fedem.train.jobs import finetune, pretrain, resolve_adapter_dir, resolve_model_dir
 
 __all__ = [
-    "FinetuneConfig", "LoraSpec", "ModelSpec", "PretrainConfig", "TrainResult", "TrainSpec", "finetune",
-    "pretrain", "resolve_adapter_dir", "resolve_model_dir", "run_training",
+    "FinetuneConfig",
+    "LoraSpec",
+    "ModelSpec",
+    "PretrainConfig",
+    "TrainResult",
+    "TrainSpec",
+    "finetune",
+    "pretrain",
+    "resolve_adapter_dir",
+    "resolve_model_dir",
+    "run_training",
 ]

@@ -41,8 +41,15 @@ def _optimizer_from(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(root: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, config_hash: str,
-                    keep: int = 2, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    config_hash: str,
+    keep: int = 2,
+    extra: dict | None = None,
+) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically and prune all but the newest ``keep``."""
     weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     opt_tensors, opt_meta = _optimizer_tensors(opt)
@@ -50,7 +57,9 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module, opt: torch.op
     with atomic_dir(final, overwrite=True) as tmp:
         save_file(weights, tmp / WEIGHTS)
         save_file({**opt_tensors, "rng.torch": torch.get_rng_state()}, tmp / OPTIM)
-        (tmp / STATE).write_text(json.dumps({"step": step, "config_hash": config_hash, "extra": extra or {}, **opt_meta}, indent=1))
+        (tmp / STATE).write_text(
+            json.dumps({"step": step, "config_hash": config_hash, "extra": extra or {}, **opt_meta}, indent=1)
+        )
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -63,12 +72,16 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if (p / STATE).is_file())
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, config_hash: str) -> tuple[int, dict]:
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, config_hash: str
+) -> tuple[int, dict]:
     """Restore weights, optimizer and RNG from ``path``; return (step to continue from, extra)."""
     meta = json.loads((path / STATE).read_text())
     if meta["config_hash"] != config_hash:
-        raise FedemError(f"{path}: checkpoint was made with a different config; resume with the same config "
-                         "(see config.yaml in the output folder) or use a new --output")
+        raise FedemError(
+            f"{path}: checkpoint was made with a different config; resume with the same config "
+            "(see config.yaml in the output folder) or use a new --output"
+        )
     weights = load_file(path / WEIGHTS)
     params = dict(model.named_parameters())
     trainable = {n for n, p in params.items() if p.requires_grad}

@@ -112,8 +112,14 @@ def run_training(
     order = data.order(spec.steps * ga * b * world, spec.seed)  # (steps·ga·b·world, 2)
     tokens_per_step = b * ga * world * data.block_size
     log_path = workdir / "log.jsonl"
-    bar = tqdm(total=spec.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process),
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=spec.steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=not (progress and acc.is_main_process),
+        dynamic_ncols=True,
+    )
     model.train()
     t0, window, last_loss = time.perf_counter(), [], float("nan")
     for step in range(start, spec.steps):
@@ -141,7 +147,10 @@ def run_training(
             bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step, spec):.2e}")
             if acc.is_main_process:
                 with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": done, "loss": round(last_loss, 6), "lr": lr_at(step, spec)}) + "\n")
+                    f.write(
+                        json.dumps({"step": done, "loss": round(last_loss, 6), "lr": lr_at(step, spec)})
+                        + "\n"
+                    )
         if done % spec.save_every == 0 and done < spec.steps and acc.is_main_process:
             save_checkpoint(ckpt_root, done, raw, opt, config_hash, extra={"bpb_before": bpb_before})
     bar.close()

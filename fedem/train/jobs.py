@@ -51,7 +51,9 @@ def _prepare_output(out: Path, cfg, resume: bool, result_name: str) -> None:
     if (out / result_name / PROVENANCE).is_file():
         raise FedemError(f"{out}: already holds a finished run ({result_name}/); choose another --output")
     if out.exists() and any(out.iterdir()) and not resume:
-        raise FedemError(f"{out}: not empty; pass --resume to continue the run there, or choose another --output")
+        raise FedemError(
+            f"{out}: not empty; pass --resume to continue the run there, or choose another --output"
+        )
     out.mkdir(parents=True, exist_ok=True)
     cfgio.dump(cfg, out / "config.yaml")
 
@@ -70,30 +72,41 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         model = load_model(resolve_model_dir(cfg.model.init))
         arch = model.config.model_type
         if arch != cfg.model.arch:
-            raise ModelError(f"model.init {cfg.model.init}: is {arch}, config says model.arch={cfg.model.arch}")
+            raise ModelError(
+                f"model.init {cfg.model.init}: is {arch}, config says model.arch={cfg.model.arch}"
+            )
     else:
         model = build_model(cfg.model.preset, cfg.model.arch, cfg.model.seed)
-    log(f"Seshu {cfg.model.preset}/{cfg.model.arch}: {count_parameters(model):,} parameters; "
-        f"data {data.train_tokens:,} training tokens from {len(data.stats)} sources")
-    result = run_training(model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log)
+    log(
+        f"Seshu {cfg.model.preset}/{cfg.model.arch}: {count_parameters(model):,} parameters; "
+        f"data {data.train_tokens:,} training tokens from {len(data.stats)} sources"
+    )
+    result = run_training(
+        model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log
+    )
     with atomic_dir(out / "model") as tmp:
         save_model(model, tmp / "m")
         for f in (tmp / "m").iterdir():
             f.rename(tmp / f.name)
         (tmp / "m").rmdir()
         cfgio.dump(cfg, tmp / "config.yaml")
-        atomic_write_json(tmp / PROVENANCE, {
-            "kind": "seshu-model",
-            "created": utcnow().isoformat(),
-            "init": str(cfg.model.init) if cfg.model.init else None,
-            "init_sha256": sha256_file(resolve_model_dir(cfg.model.init) / "model.safetensors") if cfg.model.init else None,
-            "config": cfgio.to_dict(cfg),
-            "data": data.provenance(),
-            "metrics": result.__dict__,
-            "parameters": count_parameters(model),
-            "weights_sha256": sha256_file(tmp / "model.safetensors"),
-            **environment(),
-        })
+        atomic_write_json(
+            tmp / PROVENANCE,
+            {
+                "kind": "seshu-model",
+                "created": utcnow().isoformat(),
+                "init": str(cfg.model.init) if cfg.model.init else None,
+                "init_sha256": sha256_file(resolve_model_dir(cfg.model.init) / "model.safetensors")
+                if cfg.model.init
+                else None,
+                "config": cfgio.to_dict(cfg),
+                "data": data.provenance(),
+                "metrics": result.__dict__,
+                "parameters": count_parameters(model),
+                "weights_sha256": sha256_file(tmp / "model.safetensors"),
+                **environment(),
+            },
+        )
     _finish(out, cfg.train, result)
     log(f"saved {out / 'model'}")
     log(result.summary())
@@ -101,24 +114,27 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
 
 
 def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list[str]) -> str:
-    return "\n".join([
-        "---",
-        "library_name: peft",
-        "tags: [fedem, seshu, lora, mamba]",
-        f"base_model: {json.dumps(str(cfg.base))}",
-        f"language: {json.dumps(langs)}",
-        "---",
-        f"# {cfg.name}",
-        "",
-        f"A fedem relay LoRA adapter for Seshu ({arch}), targets {', '.join(cfg.lora.targets)}, rank {cfg.lora.r}.",
-        f"Held-out bits/byte on the contributor's validation split: {result.bpb_before:.4f} -> {result.bpb_after:.4f}.",
-        "Provenance (parent, base, data fingerprint, versions) is in `fedem.json`.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "---",
+            "library_name: peft",
+            "tags: [fedem, seshu, lora, mamba]",
+            f"base_model: {json.dumps(str(cfg.base))}",
+            f"language: {json.dumps(langs)}",
+            "---",
+            f"# {cfg.name}",
+            "",
+            f"A fedem relay LoRA adapter for Seshu ({arch}), targets {', '.join(cfg.lora.targets)}, rank {cfg.lora.r}.",
+            f"Held-out bits/byte on the contributor's validation split: {result.bpb_before:.4f} -> {result.bpb_after:.4f}.",
+            "Provenance (parent, base, data fingerprint, versions) is in `fedem.json`.",
+            "",
+        ]
+    )
 
 
-def finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print,
-             parent: dict | None = None) -> TrainResult:
+def finetune(
+    cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print, parent: dict | None = None
+) -> TrainResult:
     """LoRA-finetune ``cfg.base``: a fresh adapter, or continue ``cfg.adapter`` (a relay hop).
 
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
@@ -138,8 +154,12 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True
         peft_model = lora.add_lora(model, cfg.lora, arch)
     before = lora.adapter_state(peft_model)
     n_train = count_parameters(peft_model, trainable_only=True)
-    log(f"LoRA r={cfg.lora.r} on {', '.join(cfg.lora.targets)}: {n_train:,} trainable of {count_parameters(peft_model):,}")
-    result = run_training(peft_model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log)
+    log(
+        f"LoRA r={cfg.lora.r} on {', '.join(cfg.lora.targets)}: {n_train:,} trainable of {count_parameters(peft_model):,}"
+    )
+    result = run_training(
+        peft_model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log
+    )
     after = lora.adapter_state(peft_model)
     changed = sum(int(not before[k].equal(after[k])) for k in before)
     if changed == 0:
@@ -149,22 +169,28 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True
         peft_model.save_pretrained(tmp, safe_serialization=True)
         cfgio.dump(cfg, tmp / "config.yaml")
         atomic_write_text(tmp / "README.md", _model_card(cfg, arch, result, langs))
-        atomic_write_json(tmp / PROVENANCE, {
-            "kind": "seshu-lora-adapter",
-            "adapter": cfg.name,
-            "revision": None,  # assigned by the hub on publish
-            "parent": parent,
-            "base": {"path": str(cfg.base), "arch": arch,
-                     "sha256": sha256_file(base_dir / "model.safetensors")},
-            "contributor": contributor_name(cfg.contributor),
-            "created": utcnow().isoformat(),
-            "lora": cfgio.to_dict(cfg.lora),
-            "config": cfgio.to_dict(cfg),
-            "data": data.provenance(),
-            "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": len(before)},
-            "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),
-            **environment(),
-        })
+        atomic_write_json(
+            tmp / PROVENANCE,
+            {
+                "kind": "seshu-lora-adapter",
+                "adapter": cfg.name,
+                "revision": None,  # assigned by the hub on publish
+                "parent": parent,
+                "base": {
+                    "path": str(cfg.base),
+                    "arch": arch,
+                    "sha256": sha256_file(base_dir / "model.safetensors"),
+                },
+                "contributor": contributor_name(cfg.contributor),
+                "created": utcnow().isoformat(),
+                "lora": cfgio.to_dict(cfg.lora),
+                "config": cfgio.to_dict(cfg),
+                "data": data.provenance(),
+                "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": len(before)},
+                "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),
+                **environment(),
+            },
+        )
     _finish(out, cfg.train, result)
     log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
     log(result.summary())

@@ -46,7 +46,9 @@ def check_targets(targets, arch: str, field: str = "lora.targets") -> tuple[str,
         if t in REFUSED_TARGETS:
             raise ConfigError(f"{field}: {t!r} is refused: {REFUSED_TARGETS[t]}; use in_proj")
         if t not in safe:
-            raise ConfigError(f"{field}: {t!r} is not a valid target for {arch} (expected one of {sorted(safe)})")
+            raise ConfigError(
+                f"{field}: {t!r} is not a valid target for {arch} (expected one of {sorted(safe)})"
+            )
     return tuple(targets)
 
 
@@ -86,7 +88,9 @@ def read_adapter_config(path: Path, arch: str) -> LoraSpec:
     check_targets(targets, arch, field=f"{path / ADAPTER_CONFIG}: target_modules")
     try:
         return LoraSpec(
-            r=int(cfg["r"]), alpha=int(cfg["lora_alpha"]), dropout=float(cfg.get("lora_dropout", 0.0)),
+            r=int(cfg["r"]),
+            alpha=int(cfg["lora_alpha"]),
+            dropout=float(cfg.get("lora_dropout", 0.0)),
             targets=tuple(targets),
         )
     except (KeyError, TypeError, ValueError) as err:
@@ -116,7 +120,9 @@ def load_trainable(model, path: str | Path, arch: str) -> PeftModel:
         )
     for k, v in saved.items():
         if v.shape != expected[k].shape:
-            raise ModelError(f"{path / ADAPTER_WEIGHTS}: {k} has shape {tuple(v.shape)}, base expects {tuple(expected[k].shape)}")
+            raise ModelError(
+                f"{path / ADAPTER_WEIGHTS}: {k} has shape {tuple(v.shape)}, base expects {tuple(expected[k].shape)}"
+            )
         if not torch.isfinite(v).all():
             raise ModelError(f"{path / ADAPTER_WEIGHTS}: {k} has non-finite values")
     set_peft_model_state_dict(peft_model, saved)

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from fedem.config import from_dict
-from fedem.data import DataSpec, SourceSpec, build_dataset, encode_documents, load_documents, pack, split_heldout
+from fedem.data import (
+    DataSpec,
+    SourceSpec,
+    build_dataset,
+    encode_documents,
+    load_documents,
+    pack,
+    split_heldout,
+)
 from fedem.data.mixture import mixture_probs, sample_order
 from fedem.errors import ConfigError, DataError
 from fedem.model.tokenizer import EOS_ID, PAD_ID

@@ -16,7 +16,7 @@ task: fedem_local
 dataset_path: json
 dataset_kwargs:
   data_files:
-    test: {tmp_path / 'docs.jsonl'}
+    test: {tmp_path / "docs.jsonl"}
 test_split: test
 output_type: loglikelihood_rolling
 doc_to_text: ""
@@ -38,10 +38,20 @@ def test_lm_eval_hf_model_scores_saved_seshu_offline(tiny_base, local_task, monk
 
     include, docs = local_task
     # add_bos_token=False: ByT5's tokenizer otherwise appends an EOS that lm-eval would score as a byte.
-    lm = HFLM(pretrained=str(tiny_base / "model"), device="cpu", batch_size=1, max_length=128, dtype="float32",
-              add_bos_token=False)
-    res = lm_eval.simple_evaluate(model=lm, tasks=["fedem_local"], task_manager=TaskManager(
-        include_path=str(include), include_defaults=False), log_samples=False)
+    lm = HFLM(
+        pretrained=str(tiny_base / "model"),
+        device="cpu",
+        batch_size=1,
+        max_length=128,
+        dtype="float32",
+        add_bos_token=False,
+    )
+    res = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=["fedem_local"],
+        task_manager=TaskManager(include_path=str(include), include_defaults=False),
+        log_samples=False,
+    )
     bpb = res["results"]["fedem_local"]["bits_per_byte,none"]
     assert math.isfinite(bpb) and 0 < bpb < 12
 

@@ -6,12 +6,25 @@ import pytest
 import torch
 
 from fedem.errors import ConfigError, ModelError
-from fedem.model import PRESETS, VOCAB_SIZE, build_model, byte_tokenizer, count_parameters, load_model, save_model
+from fedem.model import (
+    PRESETS,
+    VOCAB_SIZE,
+    build_model,
+    byte_tokenizer,
+    count_parameters,
+    load_model,
+    save_model,
+)
 from fedem.model.tokenizer import decode, encode
 
 SCRIPTS = {
-    "hi": "नमस्ते दुनिया", "te": "తెలుగు భాష", "ta": "தமிழ் மொழி", "bn": "বাংলা ভাষা",
-    "kn": "ಕನ್ನಡ ಭಾಷೆ", "mr": "मराठी भाषा", "en": "Hello, world!",
+    "hi": "नमस्ते दुनिया",
+    "te": "తెలుగు భాష",
+    "ta": "தமிழ் மொழி",
+    "bn": "বাংলা ভাষা",
+    "kn": "ಕನ್ನಡ ಭಾಷೆ",
+    "mr": "मराठी भाषा",
+    "en": "Hello, world!",
 }
 
 
@@ -55,7 +68,7 @@ def test_build_is_deterministic_and_does_not_disturb_global_rng():
     got = torch.rand(3)
     b = build_model("tiny", seed=7)
     assert torch.equal(expected, got)
-    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.equal(p, q), n
 
 
@@ -85,8 +98,8 @@ def test_saved_model_loads_with_plain_transformers_and_no_fedem(tmp_path, arch):
     code = f"""
 import sys, json, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-m = AutoModelForCausalLM.from_pretrained({str(tmp_path / 'm')!r})
-t = AutoTokenizer.from_pretrained({str(tmp_path / 'm')!r})
+m = AutoModelForCausalLM.from_pretrained({str(tmp_path / "m")!r})
+t = AutoTokenizer.from_pretrained({str(tmp_path / "m")!r})
 x = torch.tensor({x.tolist()})
 with torch.no_grad():
     y = m(input_ids=x).logits

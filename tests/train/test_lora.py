@@ -10,12 +10,15 @@ from fedem.train import FinetuneConfig, LoraSpec, finetune
 from fedem.train.lora import add_lora, check_targets, load_trainable
 
 
-@pytest.mark.parametrize("target,why", [
-    ("dt_proj", "never trains"),
-    ("out_proj", "cannot wrap"),
-    ("conv1d", "cannot wrap"),
-    ("x_proj", "fused kernel"),
-])
+@pytest.mark.parametrize(
+    "target,why",
+    [
+        ("dt_proj", "never trains"),
+        ("out_proj", "cannot wrap"),
+        ("conv1d", "cannot wrap"),
+        ("x_proj", "fused kernel"),
+    ],
+)
 @pytest.mark.parametrize("arch", ["mamba2", "mamba"])
 def test_unsafe_lora_targets_are_refused_with_the_reason(target, why, arch):
     with pytest.raises(ConfigError, match=f"lora.targets: '{target}' is refused: .*{why}"):
@@ -28,22 +31,30 @@ def test_unknown_target_is_refused():
 
 
 def test_finetune_config_with_unsafe_target_fails_before_training(tiny_base, tiny_data, tiny_train, tmp_path):
-    cfg = FinetuneConfig(base=str(tiny_base), data=tiny_data(), train=tiny_train(), output=str(tmp_path / "o"),
-                         lora=LoraSpec(targets=("in_proj", "dt_proj")))
+    cfg = FinetuneConfig(
+        base=str(tiny_base),
+        data=tiny_data(),
+        train=tiny_train(),
+        output=str(tmp_path / "o"),
+        lora=LoraSpec(targets=("in_proj", "dt_proj")),
+    )
     with pytest.raises(ConfigError, match="dt_proj"):
         finetune(cfg, progress=False, log=lambda *_: None)
     assert not (tmp_path / "o").exists()
 
 
 def _finetune(tiny_base, tiny_data, tiny_train, out, adapter=None, **train):
-    cfg = FinetuneConfig(base=str(tiny_base), adapter=adapter, data=tiny_data(), train=tiny_train(**train),
-                         output=str(out))
+    cfg = FinetuneConfig(
+        base=str(tiny_base), adapter=adapter, data=tiny_data(), train=tiny_train(**train), output=str(out)
+    )
     return finetune(cfg, progress=False, log=lambda *_: None)
 
 
 def test_relay_resume_loads_trainable_and_changes_the_weights(tiny_base, tiny_data, tiny_train, tmp_path):
     first = _finetune(tiny_base, tiny_data, tiny_train, tmp_path / "hop1", steps=6)
-    second = _finetune(tiny_base, tiny_data, tiny_train, tmp_path / "hop2", adapter=str(tmp_path / "hop1"), steps=6)
+    second = _finetune(
+        tiny_base, tiny_data, tiny_train, tmp_path / "hop2", adapter=str(tmp_path / "hop1"), steps=6
+    )
     assert first.trainable_params > 0 and second.trainable_params == first.trainable_params
     a = load_file(tmp_path / "hop1" / "adapter" / "adapter_model.safetensors")
     b = load_file(tmp_path / "hop2" / "adapter" / "adapter_model.safetensors")

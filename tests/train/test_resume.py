@@ -16,14 +16,22 @@ STEPS = 24
 
 
 def _cfg(tiny_data, tiny_train, out, **train):
-    return PretrainConfig(model=ModelSpec(preset="tiny"), data=tiny_data(),
-                          train=tiny_train(**{"steps": STEPS, "save_every": 4, **train}), output=str(out))
+    return PretrainConfig(
+        model=ModelSpec(preset="tiny"),
+        data=tiny_data(),
+        train=tiny_train(**{"steps": STEPS, "save_every": 4, **train}),
+        output=str(out),
+    )
 
 
 def _run_cli(cfg_path, *extra):
-    return subprocess.Popen([sys.executable, "-m", "fedem", "pretrain", "--config", str(cfg_path), "--no-progress",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "fedem", "pretrain", "--config", str(cfg_path), "--no-progress", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_data, tiny_train, tmp_path):
