@@ -171,7 +171,7 @@ def relay_finetune(
     if new:
         if revision is not None:
             raise FedemError("--new starts a fresh adapter; it cannot be combined with --revision")
-        head = hub.head(name) if name in hub.list_repos() else None
+        head = _head_if_exists(hub, name)
         if head is not None:
             raise FedemError(
                 f"adapter {name!r} already exists on {hub.url} (head {_short(head.id)} by {head.author}); "
@@ -180,13 +180,13 @@ def relay_finetune(
         cfg = dataclasses.replace(cfg, adapter=None, name=name)
         log(f"starting a fresh adapter {name!r} (first hop)")
     else:
-        if name not in hub.list_repos() or hub.head(name) is None:
+        head = _head_if_exists(hub, name)
+        if head is None:
             raise HubError(
                 f"no revisions of adapter {name!r} on {hub.url}; pass --new to start a fresh adapter"
             )
         parent_rev = hub.resolve(name, revision)
-        head = hub.head(name)
-        if head is not None and head.id != parent_rev.id:
+        if head.id != parent_rev.id:
             log(f"note: {_short(parent_rev.id)} is not the head ({_short(head.id)}); pushing will conflict")
         pulled = _cached_pull(hub, name, parent_rev, base, policy, cache_dir)
         parent_meta = json.loads((pulled.folder / pkg.PROVENANCE).read_text())
@@ -211,6 +211,16 @@ def relay_finetune(
     pkg.restamp(out, {"base.repo": repo, "base.revision": rev}, card_base=repo)
     report = validate_adapter(out, base, policy, name=name)
     return RelayHop(out, parent_rev, report, result)
+
+
+def _head_if_exists(hub: Hub, name: str) -> Revision | None:
+    """The head of ``name``, or None when the repo is empty or absent (other hub errors propagate)."""
+    try:
+        return hub.head(name)
+    except HubError:
+        if name in hub.list_repos():
+            raise
+        return None
 
 
 def _cached_pull(
@@ -286,10 +296,19 @@ def push_adapter(
         try:
             return hub.publish(name, staged, message=message, parent=parent_id, author=author)
         except ConflictError:
-            raise ConflictError(_conflict_message(hub, name, parent_id, folder)) from None
+            raise ConflictError(
+                _conflict_message(hub, name, parent_id, folder, report.weights_sha256)
+            ) from None
 
 
 def _push_parent(hub: Hub, name: str, folder: Path, recorded: str | None, explicit: str | None) -> str | None:
+    if recorded is not None:
+        try:
+            hub.resolve(name, recorded)
+        except HubError:
+            raise HubError(
+                f"{folder} was trained from revision {_short(recorded)} of {name!r}, which is not on {hub.url}"
+            ) from None
     if explicit is None:
         return recorded
     explicit_id = hub.resolve(name, explicit).id
@@ -323,16 +342,24 @@ def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Pa
             )
 
 
-def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path) -> str:
+def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path, weights_sha256: str) -> str:
     try:
         head = hub.head(name)
     except FedemError:
         head = None
-    moved = (
-        f"its head is now {_short(head.id)} by {head.author} at {_when(head.time)}"
-        if head is not None
-        else "its head moved"
-    )
+    if head is None:
+        moved = "its head moved"
+    else:
+        desc = f"{_short(head.id)} by {head.author} at {_when(head.time)}"
+        moved = f"its head is now {desc}"
+        try:
+            if (
+                json.loads(hub.read_file(name, pkg.PROVENANCE, head.id)).get("weights_sha256")
+                == weights_sha256
+            ):
+                return f"adapter {name!r} on {hub.url}: {folder} is already published as its head ({desc})"
+        except (FedemError, ValueError, AttributeError):
+            pass  # an unreadable head record just means it is not ours
     return (
         f"adapter {name!r} on {hub.url} moved on: {moved}, not your parent {_short(parent_id)}; "
         f"nothing was published and {folder} is untouched; pull the new head "

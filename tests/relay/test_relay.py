@@ -190,3 +190,28 @@ def test_push_keeps_the_parent_shape_and_base(file_hub, adapter_pkg, tmp_path):
     with pytest.raises(FedemError) as err:
         push_adapter(file_hub, "demo", other, parent=r2.id)
     assert "push it without --parent" in one_line(err)
+
+
+def test_one_hop_on_hf(tiny_base, make_hf_hub, adapter_pkg, tmp_path, relay_env):
+    alice, bob = make_hf_hub("hf_alice"), make_hf_hub("hf_bob")
+    r1 = push_adapter(alice, "demo", adapter_pkg)
+    hop = relay_finetune(relay_config(tiny_base, tmp_path / "h", contributor="bob"), bob, "demo", **QUIET)
+    assert hop.parent == r1 and hop.report.parent_revision == r1.id
+    r2 = push_adapter(bob, "demo", hop.adapter_dir)
+    chain = lineage(alice, "demo")
+    assert [(e.revision.id, e.revision.parent, e.revision.author, e.contributor) for e in chain] == [
+        (r2.id, r1.id, "bob", "bob"),
+        (r1.id, None, "alice", "alice"),
+    ]
+    assert chain[0].bpb_before == pytest.approx(chain[1].bpb_after, abs=1e-4)
+
+
+def test_a_tampered_cache_is_caught_on_the_next_hop(tiny_base, file_hub, adapter_pkg, tmp_path, relay_env):
+    r1 = push_adapter(file_hub, "demo", adapter_pkg)
+    cache = tmp_path / "cache"
+    relay_finetune(relay_config(tiny_base, tmp_path / "a"), file_hub, "demo", cache_dir=cache, **QUIET)
+    (cached,) = cache.rglob(r1.id)
+    rewrite_weights(cached, lambda t: {k: v + 1 for k, v in t.items()}, reseal=False)
+    with pytest.raises(AdapterRejected) as err:
+        relay_finetune(relay_config(tiny_base, tmp_path / "b"), file_hub, "demo", cache_dir=cache, **QUIET)
+    assert "does not match fedem.json weights_sha256" in one_line(err)
