@@ -4,6 +4,10 @@ Backends: ``file://`` in a temporary directory, and ``hf://`` through the real `
 loopback HTTP to :mod:`fedem.testing.fakehub` (so the figure is client + HTTP overhead, not the
 internet). Each figure is the median of ``repeats`` publishes on a growing chain.
 
+``ADAPTER_DIR`` may be an adapter package or a finetune run folder holding ``adapter/`` (the demo's).
+When it is a real fedem package (it has ``fedem.json``), the bench also times
+:func:`fedem.adapter.validate_adapter`, which the relay runs on every pull and push.
+
 Run alone: ``python -m benchmarks.hub_bench [ADAPTER_DIR]``.
 """
 
@@ -77,16 +81,36 @@ def _round_trips(name: str, hub: Hub, adapter: Path, work: Path, repeats: int) -
     ]
 
 
+def resolve_adapter(path: Path) -> Path:
+    """An adapter folder, or the ``adapter/`` of a finetune run folder."""
+    path = Path(path)
+    return path / "adapter" if (path / "adapter" / "adapter_config.json").is_file() else path
+
+
+def _validate_rows(adapter: Path, repeats: int) -> list[Row]:
+    from fedem.adapter import validate_adapter
+
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        validate_adapter(adapter)
+        times.append(time.perf_counter() - t0)
+    return [("adapter.validate", statistics.median(times) * 1e3, "ms")]
+
+
 def run(adapter_dir: Path | None = None, *, repeats: int = 5) -> list[Row]:
-    """Rows (name, value, unit): adapter size, then push/pull/round-trip times per backend."""
+    """Rows (name, value, unit): adapter size, validation time (real packages), then push/pull/round-trip
+    times per backend."""
     from fedem.hub.hfhub import HfHub
     from fedem.testing.fakehub import FakeHubServer, hf_client_env
 
     with tempfile.TemporaryDirectory(prefix="fedem-hub-bench-") as tmp:
         work = Path(tmp)
-        adapter = Path(adapter_dir) if adapter_dir else make_standin_adapter(work / "adapter")
+        adapter = resolve_adapter(adapter_dir) if adapter_dir else make_standin_adapter(work / "adapter")
         size = _folder_bytes(adapter)
         rows: list[Row] = [("hub.adapter_bytes", float(size), "B")]
+        if (adapter / "fedem.json").is_file():
+            rows += _validate_rows(adapter, repeats)
         file_hub = FileHub(work / "filehub")
         file_hub.create_repo("bench")
         rows += _round_trips("file", file_hub, adapter, work, repeats)
