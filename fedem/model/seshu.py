@@ -72,11 +72,17 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> PreTrain
     return model
 
 
+def write_model(model: PreTrainedModel, folder: str | Path) -> Path:
+    """Write model + tokenizer files into an existing folder (safetensors only)."""
+    model.save_pretrained(folder, safe_serialization=True)
+    byte_tokenizer().save_pretrained(folder)
+    return Path(folder)
+
+
 def save_model(model: PreTrainedModel, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write model + tokenizer as a standard HF directory, atomically (safetensors only)."""
+    """Write model + tokenizer as a standard HF directory, atomically."""
     with atomic_dir(path, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        byte_tokenizer().save_pretrained(tmp)
+        write_model(model, tmp)
     return Path(path)
 
 

@@ -51,6 +51,14 @@ class TrainResult:
         )
 
 
+def distributed_state():
+    """accelerate's process state. Off-GPU it must be told ``cpu=True`` to join a multi-process
+    CPU group (torchrun / ``accelerate launch --cpu``); otherwise each rank trains alone."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def lr_at(step: int, spec: TrainSpec) -> float:
     """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio·lr`` at the last step."""
     if spec.warmup_steps and step < spec.warmup_steps:
@@ -86,7 +94,8 @@ def run_training(
     """Train ``model`` (its trainable parameters) on ``data`` for ``spec.steps`` optimizer steps."""
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    acc = accelerator or Accelerator(mixed_precision=spec.mixed_precision)
+    distributed_state()
+    acc = accelerator or Accelerator(mixed_precision=spec.mixed_precision, cpu=not torch.cuda.is_available())
     workdir = Path(workdir)
     ckpt_root = workdir / "checkpoints"
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

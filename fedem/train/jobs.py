@@ -20,11 +20,11 @@ from fedem.data import build_dataset
 from fedem.errors import FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
 from fedem.model import build_model, count_parameters, load_model
-from fedem.model.seshu import save_model
+from fedem.model.seshu import write_model
 from fedem.provenance import contributor_name, environment, utcnow
 from fedem.train import lora
 from fedem.train.config import FinetuneConfig, PretrainConfig
-from fedem.train.engine import TrainResult, run_training
+from fedem.train.engine import TrainResult, distributed_state, run_training
 
 PROVENANCE = "fedem.json"
 
@@ -47,7 +47,23 @@ def _config_hash(cfg) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def _is_main() -> bool:
+    # Under `accelerate launch` / torchrun every rank runs the job; only rank 0 touches the output.
+    return distributed_state().is_main_process
+
+
+def _barrier() -> None:
+    distributed_state().wait_for_everyone()
+
+
+def _main_only(log):
+    return log if _is_main() else (lambda *_a, **_k: None)
+
+
 def _prepare_output(out: Path, cfg, resume: bool, result_name: str) -> None:
+    if not _is_main():
+        _barrier()
+        return
     if (out / result_name / PROVENANCE).is_file():
         raise FedemError(f"{out}: already holds a finished run ({result_name}/); choose another --output")
     if out.exists() and any(out.iterdir()) and not resume:
@@ -56,16 +72,17 @@ def _prepare_output(out: Path, cfg, resume: bool, result_name: str) -> None:
         )
     out.mkdir(parents=True, exist_ok=True)
     cfgio.dump(cfg, out / "config.yaml")
+    _barrier()
 
 
-def _finish(out: Path, train_cfg, result: TrainResult) -> None:
+def _finish(out: Path, train_cfg) -> None:
     if not train_cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
     """Train Seshu from scratch, or continue ``cfg.model.init`` (continuous pretraining)."""
-    out = Path(cfg.output)
+    out, log = Path(cfg.output), _main_only(log)
     _prepare_output(out, cfg, resume, "model")
     data = build_dataset(cfg.data)
     if cfg.model.init:
@@ -84,11 +101,17 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     result = run_training(
         model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log
     )
+    if _is_main():
+        _save_pretrained(out, cfg, model, data, result)
+        log(f"saved {out / 'model'}")
+    _barrier()
+    log(result.summary())
+    return result
+
+
+def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainResult) -> None:
     with atomic_dir(out / "model") as tmp:
-        save_model(model, tmp / "m")
-        for f in (tmp / "m").iterdir():
-            f.rename(tmp / f.name)
-        (tmp / "m").rmdir()
+        write_model(model, tmp)
         cfgio.dump(cfg, tmp / "config.yaml")
         atomic_write_json(
             tmp / PROVENANCE,
@@ -107,10 +130,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
                 **environment(),
             },
         )
-    _finish(out, cfg.train, result)
-    log(f"saved {out / 'model'}")
-    log(result.summary())
-    return result
+    _finish(out, cfg.train)
 
 
 def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list[str]) -> str:
@@ -140,7 +160,7 @@ def finetune(
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
     in provenance. A continued adapter is loaded trainable and must change.
     """
-    out = Path(cfg.output)
+    out, log = Path(cfg.output), _main_only(log)
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
     arch = model.config.model_type
@@ -164,6 +184,17 @@ def finetune(
     changed = sum(int(not before[k].equal(after[k])) for k in before)
     if changed == 0:
         raise FedemError(f"{out}: training changed no adapter weight; refusing to save an unchanged adapter")
+    if _is_main():
+        _save_adapter(out, cfg, peft_model, arch, base_dir, data, result, parent, changed, len(before))
+        log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
+    _barrier()
+    log(result.summary())
+    return result
+
+
+def _save_adapter(
+    out, cfg: FinetuneConfig, peft_model, arch, base_dir, data, result, parent, changed, total
+) -> None:
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
@@ -186,12 +217,9 @@ def finetune(
                 "lora": cfgio.to_dict(cfg.lora),
                 "config": cfgio.to_dict(cfg),
                 "data": data.provenance(),
-                "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": len(before)},
+                "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": total},
                 "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),
                 **environment(),
             },
         )
-    _finish(out, cfg.train, result)
-    log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
-    log(result.summary())
-    return result
+    _finish(out, cfg.train)
