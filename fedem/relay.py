@@ -8,7 +8,8 @@ theirs is lost (their folder is never touched; push publishes from a validated c
 
 Every adapter is validated (:func:`fedem.adapter.validate_adapter`) before it is loaded: on pull,
 before training, after training and again on push. A hop never silently starts a fresh adapter:
-that takes ``new=True`` (``--new``) and an empty repo.
+that takes ``new=True`` (``--new``) and an empty repo. Lineage and tags live in
+:mod:`fedem.adapter.lineage` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,16 +23,31 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedem.adapter import package as pkg
 from fedem.adapter.base import BaseInfo
+from fedem.adapter.lineage import LineageEntry, format_lineage, lineage, merged_tag, tag_revision
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
 from fedem.adapter.validate import AdapterReport, validate_adapter
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
-from fedem.hub.rules import validate_tag
 
-MERGED_TAG_PREFIX = "merged-"
+if TYPE_CHECKING:
+    from fedem.train.engine import TrainResult
+
+__all__ = [
+    "LineageEntry",
+    "Pulled",
+    "RelayHop",
+    "format_lineage",
+    "lineage",
+    "merged_tag",
+    "pull_adapter",
+    "push_adapter",
+    "relay_finetune",
+    "tag_revision",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,27 +66,7 @@ class RelayHop:
     adapter_dir: Path
     parent: Revision | None
     report: AdapterReport
-    result: object  # fedem.train.engine.TrainResult (kept loose: importing it pulls in torch)
-
-
-@dataclasses.dataclass(frozen=True)
-class LineageEntry:
-    """One revision of an adapter with the provenance its ``fedem.json`` records (None if unreadable)."""
-
-    revision: Revision
-    contributor: str | None
-    base: str | None  # "arch sha256[:12]" plus " repo@revision" when known
-    steps: int | None
-    tokens: int | None
-    bpb_before: float | None
-    bpb_after: float | None
-    parent_matches: bool  # fedem.json's parent agrees with the hub's
-
-    @property
-    def bpb_delta(self) -> float | None:
-        if self.bpb_before is None or self.bpb_after is None:
-            return None
-        return self.bpb_after - self.bpb_before
+    result: TrainResult
 
 
 def _hub(hub: str | Hub) -> Hub:
@@ -177,6 +173,8 @@ def relay_finetune(
                 f"adapter {name!r} already exists on {hub.url} (head {_short(head.id)} by {head.author}); "
                 "drop --new to continue it"
             )
+        if cfg.lora.r > policy.max_rank:  # refuse now, not after training an adapter nobody can push
+            raise AdapterRejected(f"lora.r={cfg.lora.r} exceeds the policy maximum of {policy.max_rank}")
         cfg = dataclasses.replace(cfg, adapter=None, name=name)
         log(f"starting a fresh adapter {name!r} (first hop)")
     else:
@@ -365,99 +363,3 @@ def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path, 
         f"nothing was published and {folder} is untouched; pull the new head "
         f"(fedem finetune --hub {hub.url} --adapter {name} ...) and train again, then push"
     )
-
-
-# -- lineage and tags -------------------------------------------------------------------------------
-def lineage(hub: str | Hub, name: str, *, policy: AdapterPolicy = DEFAULT_POLICY) -> list[LineageEntry]:
-    """Every revision of ``name``, newest first, with its recorded contributor, base and bpb."""
-    validate_adapter_name(name)
-    hub = _hub(hub)
-    out = []
-    for rev in hub.revisions(name):
-        try:
-            raw = hub.read_file(name, pkg.PROVENANCE, rev.id)
-            meta = json.loads(raw) if len(raw) <= policy.max_text_bytes else {}
-        except (HubError, ValueError):
-            meta = {}
-        meta = meta if isinstance(meta, dict) else {}
-        out.append(
-            LineageEntry(
-                revision=rev,
-                contributor=pkg.get_path(meta, "contributor"),
-                base=_base_label(meta),
-                steps=pkg.get_path(meta, "metrics.steps"),
-                tokens=pkg.get_path(meta, "metrics.tokens"),
-                bpb_before=pkg.get_path(meta, "metrics.bpb_before"),
-                bpb_after=pkg.get_path(meta, "metrics.bpb_after"),
-                parent_matches=bool(meta) and pkg.parent_revision(meta) == rev.parent,
-            )
-        )
-    return out
-
-
-def _base_label(meta: dict) -> str | None:
-    base = meta.get("base")
-    if not isinstance(base, dict):
-        return None
-    label = f"{base.get('arch')} {str(base.get('sha256'))[:12]}"
-    if base.get("repo"):
-        label += f" {base['repo']}@{str(base.get('revision') or 'head')[:12]}"
-    return label
-
-
-def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
-    """A plain-text table of :func:`lineage`, newest first."""
-    width = 64 if full else 12
-
-    def num(x, fmt):
-        return "-" if x is None else format(x, fmt)
-
-    rows = [
-        (
-            "REVISION",
-            "PARENT",
-            "CONTRIBUTOR",
-            "AUTHOR",
-            "TIME (UTC)",
-            "STEPS",
-            "BPB BEFORE->AFTER",
-            "DELTA",
-            "BASE",
-        )
-    ]
-    for e in entries:
-        r = e.revision
-        rows.append(
-            (
-                r.id[:width] + ("" if e.parent_matches else "!"),
-                (r.parent or "-")[:width],
-                e.contributor or "?",
-                r.author,
-                r.time.strftime("%Y-%m-%d %H:%M:%S"),
-                num(e.steps, "d"),
-                f"{num(e.bpb_before, '.4f')}->{num(e.bpb_after, '.4f')}",
-                num(e.bpb_delta, "+.4f"),
-                e.base or "?",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
-    ]
-    if any(not e.parent_matches for e in entries):
-        lines.append("! fedem.json missing, unreadable, or its parent disagrees with the hub")
-    return "\n".join(lines)
-
-
-def merged_tag(checkpoint: str) -> str:
-    """The tag the nightly merge puts on the revision it merged into ``checkpoint``."""
-    return validate_tag(f"{MERGED_TAG_PREFIX}{checkpoint}")
-
-
-def tag_revision(hub: str | Hub, name: str, revision: str | None, tag: str) -> Revision:
-    """Tag ``revision`` (None: head) of adapter ``name``; tags are immutable. Returns the revision."""
-    validate_adapter_name(name)
-    hub = _hub(hub)
-    rev = hub.resolve(name, revision)
-    hub.tag(name, rev.id, tag)
-    return hub.resolve(name, rev.id)
