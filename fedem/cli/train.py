@@ -14,17 +14,31 @@ def _overrides(sets: tuple[str, ...], **flags) -> list[str]:
     return out
 
 
-_config_opt = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                           help="Job YAML (see pipelines/). Omitted: built-in defaults.")
-_set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                        help="Override any config field, e.g. --set train.steps=100 (repeatable).")
-_resume_opt = click.option("--resume", is_flag=True, help="Continue the run in --output from its last checkpoint.")
+_config_opt = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Job YAML (see pipelines/). Omitted: built-in defaults.",
+)
+_set_opt = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any config field, e.g. --set train.steps=100 (repeatable).",
+)
+_resume_opt = click.option(
+    "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
+)
 _quiet_opt = click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 
 
 @click.command()
 @_config_opt
-@click.option("--output", type=click.Path(file_okay=False), default=None, help="Run folder (overrides output).")
+@click.option(
+    "--output", type=click.Path(file_okay=False), default=None, help="Run folder (overrides output)."
+)
 @_resume_opt
 @_set_opt
 @_quiet_opt
@@ -42,13 +56,22 @@ def pretrain(config_path, output, resume, sets, no_progress):
 @click.command()
 @_config_opt
 @click.option("--base", type=click.Path(), default=None, help="Base model folder (overrides base).")
-@click.option("--adapter", default=None,
-              help="Adapter to continue (a relay hop): a local folder, or with --hub the adapter's NAME.")
-@click.option("--hub", "hub_url", default=None,
-              help="Pull --adapter NAME from this hub (file://PATH or hf://ORG), validate it, continue it.")
+@click.option(
+    "--adapter",
+    default=None,
+    help="Adapter to continue (a relay hop): a local folder, or with --hub the adapter's NAME.",
+)
+@click.option(
+    "--hub",
+    "hub_url",
+    default=None,
+    help="Pull --adapter NAME from this hub (file://PATH or hf://ORG), validate it, continue it.",
+)
 @click.option("--revision", default=None, help="With --hub: the revision to continue. Default: the head.")
 @click.option("--new", is_flag=True, help="With --hub: start adapter NAME fresh (its repo must be empty).")
-@click.option("--output", type=click.Path(file_okay=False), default=None, help="Run folder (overrides output).")
+@click.option(
+    "--output", type=click.Path(file_okay=False), default=None, help="Run folder (overrides output)."
+)
 @_resume_opt
 @_set_opt
 @_quiet_opt
@@ -63,7 +86,9 @@ def finetune(config_path, base, adapter, hub_url, revision, new, output, resume,
     if hub_url is None:
         if revision or new:
             raise ConfigError("--revision and --new need --hub (without it, --adapter is a local folder)")
-        cfg = cfgio.load(FinetuneConfig, config_path, _overrides(sets, base=base, adapter=adapter, output=output))
+        cfg = cfgio.load(
+            FinetuneConfig, config_path, _overrides(sets, base=base, adapter=adapter, output=output)
+        )
         run(cfg, resume=resume, progress=not no_progress)
         return
     from fedem.relay import relay_finetune
@@ -76,8 +101,13 @@ def finetune(config_path, base, adapter, hub_url, revision, new, output, resume,
 
 @click.command()
 @click.argument("model_dir", type=click.Path())
-@click.option("--data", "data_path", type=click.Path(), default=None,
-              help="Text/JSONL/parquet file to score. Omitted: the embedded corpus' held-out split.")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(),
+    default=None,
+    help="Text/JSONL/parquet file to score. Omitted: the embedded corpus' held-out split.",
+)
 @click.option("--adapter", type=click.Path(), default=None, help="Score with this LoRA adapter applied.")
 @click.option("--block-size", type=int, default=256, show_default=True)
 @click.option("--max-blocks", type=int, default=256, show_default=True)
@@ -106,8 +136,12 @@ def generate(model_dir, prompt, adapter, max_new_tokens, temperature, top_k, see
 
     quiet_transformers()
     model = load_for_inference(model_dir, adapter)
-    click.echo(prompt + generate_text(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                                      top_k=top_k, seed=seed))
+    click.echo(
+        prompt
+        + generate_text(
+            model, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed
+        )
+    )
 
 
 def register(main: click.Group) -> None:
