@@ -134,4 +134,5 @@ def load_trainable(model, path: str | Path, arch: str) -> PeftModel:
 
 def adapter_state(peft_model) -> dict[str, torch.Tensor]:
     """The adapter's tensors as saved (PEFT key names), detached copies."""
-    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+    # On the CPU: compared before and after training, across the move to the accelerator.
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(peft_model).items()}
