@@ -10,6 +10,7 @@ The CLI calls these and so do the tests. An output folder holds:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -160,15 +161,29 @@ def finetune(
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
     in provenance. A continued adapter is loaded trainable and must change.
     """
+    from fedem.adapter.base import BaseInfo
+    from fedem.adapter.validate import validate_adapter
+
     out, log = Path(cfg.output), _main_only(log)
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
     arch = model.config.model_type
+    base_sha = sha256_file(base_dir / "model.safetensors")
+    if cfg.adapter:
+        # Never load before validating; then continue with the adapter's own LoRA settings.
+        adapter_dir = resolve_adapter_dir(cfg.adapter)
+        validate_adapter(adapter_dir, BaseInfo.from_model(model, sha256=base_sha))
+        spec = lora.read_adapter_config(adapter_dir, arch)
+        if spec != cfg.lora:
+            log(
+                f"continuing with the adapter's own LoRA settings (r={spec.r}, alpha={spec.alpha}), not the config's"
+            )
+        cfg = dataclasses.replace(cfg, lora=spec)
     lora.check_targets(cfg.lora.targets, arch)
     _prepare_output(out, cfg, resume, "adapter")
     data = build_dataset(cfg.data)
     if cfg.adapter:
-        peft_model = lora.load_trainable(model, resolve_adapter_dir(cfg.adapter), arch)
+        peft_model = lora.load_trainable(model, adapter_dir, arch)
         log(f"continuing adapter {cfg.adapter} (trainable)")
     else:
         peft_model = lora.add_lora(model, cfg.lora, arch)
@@ -185,7 +200,7 @@ def finetune(
     if changed == 0:
         raise FedemError(f"{out}: training changed no adapter weight; refusing to save an unchanged adapter")
     if _is_main():
-        _save_adapter(out, cfg, peft_model, arch, base_dir, data, result, parent, changed, len(before))
+        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before))
         log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
     _barrier()
     log(result.summary())
@@ -193,7 +208,7 @@ def finetune(
 
 
 def _save_adapter(
-    out, cfg: FinetuneConfig, peft_model, arch, base_dir, data, result, parent, changed, total
+    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total
 ) -> None:
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
@@ -210,7 +225,7 @@ def _save_adapter(
                 "base": {
                     "path": str(cfg.base),
                     "arch": arch,
-                    "sha256": sha256_file(base_dir / "model.safetensors"),
+                    "sha256": base_sha,
                 },
                 "contributor": contributor_name(cfg.contributor),
                 "created": utcnow().isoformat(),

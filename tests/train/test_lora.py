@@ -122,3 +122,33 @@ def test_unchanged_adapter_is_refused(tiny_base, tiny_data, tiny_train, tmp_path
     with pytest.raises(FedemError, match="changed no adapter weight"):
         _finetune(tiny_base, tiny_data, tiny_train, tmp_path / "z", steps=2)
     assert not (tmp_path / "z" / "adapter").exists()
+
+
+def test_continuing_a_tampered_adapter_is_refused_before_loading(tiny_base, tiny_data, tiny_train, tmp_path):
+    from fedem.errors import AdapterRejected
+
+    _finetune(tiny_base, tiny_data, tiny_train, tmp_path / "hop1", steps=4)
+    weights = tmp_path / "hop1" / "adapter" / "adapter_model.safetensors"
+    w = load_file(weights)
+    save_file({k: v * 2 for k, v in w.items()}, weights)
+    with pytest.raises(AdapterRejected, match="weights were altered after training"):
+        _finetune(
+            tiny_base, tiny_data, tiny_train, tmp_path / "hop2", adapter=str(tmp_path / "hop1"), steps=4
+        )
+    assert not (tmp_path / "hop2").exists(), "nothing is written for a refused adapter"
+
+
+def test_a_relay_hop_keeps_the_adapters_own_lora_settings(tiny_base, tiny_data, tiny_train, tmp_path):
+    _finetune(tiny_base, tiny_data, tiny_train, tmp_path / "hop1", steps=4)  # r=8
+    cfg = FinetuneConfig(
+        base=str(tiny_base),
+        adapter=str(tmp_path / "hop1"),
+        data=tiny_data(),
+        train=tiny_train(steps=4),
+        lora=LoraSpec(r=4, alpha=4),
+        output=str(tmp_path / "hop2"),
+    )
+    finetune(cfg, progress=False, log=lambda *_: None)
+    prov = json.loads((tmp_path / "hop2" / "adapter" / "fedem.json").read_text())
+    assert (prov["lora"]["r"], prov["lora"]["alpha"]) == (8, 16)
+    assert "rank 8" in (tmp_path / "hop2" / "adapter" / "README.md").read_text()
