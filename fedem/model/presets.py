@@ -97,7 +97,9 @@ for _p in (
     ),
     # the CPU demo: trains visibly in a minute on 2 cores. Measured on 2 cores (batch 8 x 256):
     # 2 heads, n=32 and 64-long SSD chunks train ~1.45x faster than n=64 with 256-long chunks.
-    Preset("small", d_model=128, n_layers=4, d_state_mamba2=32, head_dim=128, chunk_size=64, summary="CPU demo"),
+    Preset(
+        "small", d_model=128, n_layers=4, d_state_mamba2=32, head_dim=128, chunk_size=64, summary="CPU demo"
+    ),
     Preset("130m", d_model=768, n_layers=24, summary="mamba-130m shape"),
     Preset("370m", d_model=1024, n_layers=48, summary="mamba-370m shape"),
     Preset("790m", d_model=1536, n_layers=48, summary="mamba-790m shape"),
