@@ -44,7 +44,7 @@ from pathlib import Path
 from fedem.errors import ConflictError, HubError
 from fedem.hub.base import Hub, Revision, register_backend
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
-from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_tree
+from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, fsync_dir, sha256_tree
 
 HUB_MARKER = ".fedem-hub"
 REPO_MARKER = ".fedem-repo"
@@ -321,12 +321,7 @@ def _copy_durably(src: Path, dst: Path) -> None:
 
 def _fsync_tree_dirs(root: Path) -> None:
     for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        with contextlib.suppress(OSError):
-            fd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        fsync_dir(d)
 
 
 def _make_read_only(root: Path) -> None:
