@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,16 +122,19 @@ def run_training(
     order = data.order(spec.steps * ga * b * world, spec.seed)  # (steps·ga·b·world, 2)
     tokens_per_step = b * ga * world * data.block_size
     log_path = workdir / "log.jsonl"
+    # A live bar on a terminal; in logs (CI, nohup, pipes) a plain line every log_every steps.
+    interactive = progress and acc.is_main_process and sys.stderr.isatty()
     bar = tqdm(
         total=spec.steps,
         initial=start,
         desc="train",
         unit="step",
-        disable=not (progress and acc.is_main_process),
+        disable=not interactive,
         dynamic_ncols=True,
     )
     model.train()
-    t0, window, last_loss = time.perf_counter(), [], float("nan")
+    t0 = t_log = time.perf_counter()
+    window, last_loss = torch.zeros((), device=acc.device), float("nan")
     for step in range(start, spec.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, spec)
@@ -143,7 +147,7 @@ def run_training(
                 # Packed blocks have no padding: every label is a real next byte or EOS.
                 loss = model(input_ids=x, labels=x).loss / ga
             acc.backward(loss)
-            window.append(loss.item())
+            window += loss.detach().float()  # summed on the device: no host sync per step
         if spec.grad_clip:
             acc.clip_grad_norm_(model.parameters(), spec.grad_clip)
         opt.step()
@@ -151,14 +155,27 @@ def run_training(
         bar.update(1)
         done = step + 1
         if done % spec.log_every == 0 or done == spec.steps:
-            last_loss = sum(window) * 1.0 / max(1, len(window) // ga)
-            window = []
+            # window holds Σ loss/ga over the steps since the last log: its mean per step.
+            n_steps = done - max(start, (done - 1) // spec.log_every * spec.log_every)
+            last_loss = window.item() / max(1, n_steps)
+            window.zero_()
+            now = time.perf_counter()
+            tok_s = n_steps * tokens_per_step / max(now - t_log, 1e-9)
+            t_log = now
             bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step, spec):.2e}")
             if acc.is_main_process:
+                record = {
+                    "step": done,
+                    "loss": round(last_loss, 6),
+                    "lr": lr_at(step, spec),
+                    "tok_s": round(tok_s),
+                }
                 with open(log_path, "a") as f:
-                    f.write(
-                        json.dumps({"step": done, "loss": round(last_loss, 6), "lr": lr_at(step, spec)})
-                        + "\n"
+                    f.write(json.dumps(record) + "\n")
+                if progress and not interactive:
+                    log(
+                        f"step {done}/{spec.steps} · loss {last_loss:.4f} · lr {lr_at(step, spec):.2e} · "
+                        f"{tok_s:,.0f} tok/s"
                     )
         if done % spec.save_every == 0 and done < spec.steps and acc.is_main_process:
             save_checkpoint(ckpt_root, done, raw, opt, config_hash, extra={"bpb_before": bpb_before})

@@ -61,9 +61,9 @@ def _main_only(log):
     return log if _is_main() else (lambda *_a, **_k: None)
 
 
-def _prepare_output(out: Path, cfg, resume: bool, result_name: str) -> None:
+def _check_output(out: Path, resume: bool, result_name: str) -> None:
+    """Refuse, before any work, to clobber a finished run or someone's folder (rank 0 decides)."""
     if not _is_main():
-        _barrier()
         return
     if (out / result_name / PROVENANCE).is_file():
         raise FedemError(f"{out}: already holds a finished run ({result_name}/); choose another --output")
@@ -71,8 +71,13 @@ def _prepare_output(out: Path, cfg, resume: bool, result_name: str) -> None:
         raise FedemError(
             f"{out}: not empty; pass --resume to continue the run there, or choose another --output"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    cfgio.dump(cfg, out / "config.yaml")
+
+
+def _create_output(out: Path, cfg) -> None:
+    """Create the run folder with its resolved config, once every input proved usable."""
+    if _is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        cfgio.dump(cfg, out / "config.yaml")
     _barrier()
 
 
@@ -84,8 +89,7 @@ def _finish(out: Path, train_cfg) -> None:
 def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
     """Train Seshu from scratch, or continue ``cfg.model.init`` (continuous pretraining)."""
     out, log = Path(cfg.output), _main_only(log)
-    _prepare_output(out, cfg, resume, "model")
-    data = build_dataset(cfg.data)
+    _check_output(out, resume, "model")
     if cfg.model.init:
         model = load_model(resolve_model_dir(cfg.model.init))
         arch = model.config.model_type
@@ -95,6 +99,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
             )
     else:
         model = build_model(cfg.model.preset, cfg.model.arch, cfg.model.seed)
+    data = build_dataset(cfg.data)
+    _create_output(out, cfg)
     log(
         f"Seshu {cfg.model.preset}/{cfg.model.arch}: {count_parameters(model):,} parameters; "
         f"data {data.train_tokens:,} training tokens from {len(data.stats)} sources"
@@ -165,6 +171,7 @@ def finetune(
     from fedem.adapter.validate import validate_adapter
 
     out, log = Path(cfg.output), _main_only(log)
+    _check_output(out, resume, "adapter")
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
     arch = model.config.model_type
@@ -180,8 +187,8 @@ def finetune(
             )
         cfg = dataclasses.replace(cfg, lora=spec)
     lora.check_targets(cfg.lora.targets, arch)
-    _prepare_output(out, cfg, resume, "adapter")
     data = build_dataset(cfg.data)
+    _create_output(out, cfg)
     if cfg.adapter:
         peft_model = lora.load_trainable(model, adapter_dir, arch)
         log(f"continuing adapter {cfg.adapter} (trainable)")
