@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from importlib import resources
+from pathlib import Path
 
 from fedem.config import Invalid
 
@@ -58,7 +59,8 @@ class SourceSpec:
             return f"embedded:{self.embedded}"
         if self.dataset:
             return f"{self.dataset}:{self.subset}" if self.subset else self.dataset
-        return str(self.path)
+        # The file or folder name only: names travel in provenance, local layouts must not.
+        return Path(self.path).name or str(self.path)
 
 
 def default_sources() -> tuple[SourceSpec, ...]:

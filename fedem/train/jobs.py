@@ -19,7 +19,7 @@ from pathlib import Path
 from fedem import config as cfgio
 from fedem.data import build_dataset
 from fedem.errors import FedemError, ModelError
-from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_file
+from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
 from fedem.model.seshu import write_model
 from fedem.provenance import contributor_name, environment, utcnow
@@ -140,13 +140,29 @@ def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainR
     _finish(out, cfg.train)
 
 
+def _public_config(cfg: FinetuneConfig) -> dict:
+    """The config as published with an adapter: local paths cut to their last component.
+
+    The run folder keeps the full config; a published adapter must not reveal a contributor's
+    home directory or folder layout (and single-blind evaluation must not see it either).
+    """
+    data = cfgio.to_dict(cfg)
+    for key in ("base", "adapter", "output"):
+        if data.get(key):
+            data[key] = Path(data[key]).name
+    for src in data["data"]["sources"]:
+        if src.get("path"):
+            src["path"] = Path(src["path"]).name
+    return data
+
+
 def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list[str]) -> str:
     return "\n".join(
         [
             "---",
             "library_name: peft",
             "tags: [fedem, seshu, lora, mamba]",
-            f"base_model: {json.dumps(str(cfg.base))}",
+            f"base_model: {json.dumps(Path(cfg.base).name)}",
             f"language: {json.dumps(langs)}",
             "---",
             f"# {cfg.name}",
@@ -220,7 +236,8 @@ def _save_adapter(
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
-        cfgio.dump(cfg, tmp / "config.yaml")
+        public = _public_config(cfg)
+        atomic_write_yaml(tmp / "config.yaml", public)
         atomic_write_text(tmp / "README.md", _model_card(cfg, arch, result, langs))
         atomic_write_json(
             tmp / PROVENANCE,
@@ -230,14 +247,14 @@ def _save_adapter(
                 "revision": None,  # assigned by the hub on publish
                 "parent": parent,
                 "base": {
-                    "path": str(cfg.base),
+                    "path": public["base"],
                     "arch": arch,
                     "sha256": base_sha,
                 },
                 "contributor": contributor_name(cfg.contributor),
                 "created": utcnow().isoformat(),
                 "lora": cfgio.to_dict(cfg.lora),
-                "config": cfgio.to_dict(cfg),
+                "config": public,
                 "data": data.provenance(),
                 "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": total},
                 "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),

@@ -152,3 +152,24 @@ def test_a_relay_hop_keeps_the_adapters_own_lora_settings(tiny_base, tiny_data, 
     prov = json.loads((tmp_path / "hop2" / "adapter" / "fedem.json").read_text())
     assert (prov["lora"]["r"], prov["lora"]["alpha"]) == (8, 16)
     assert "rank 8" in (tmp_path / "hop2" / "adapter" / "README.md").read_text()
+
+
+def test_published_adapter_reveals_no_local_paths(tiny_base, tiny_train, tmp_path):
+    from fedem.data import DataSpec, SourceSpec
+
+    private = tmp_path / "home" / "alice" / "diary.txt"
+    private.parent.mkdir(parents=True)
+    private.write_text("\n\n".join(f"entry {i}: " + "words " * 40 for i in range(60)))
+    cfg = FinetuneConfig(
+        base=str(tiny_base),
+        data=DataSpec(sources=(SourceSpec(path=str(private)),), block_size=64),
+        train=tiny_train(steps=2),
+        output=str(tmp_path / "hop"),
+    )
+    finetune(cfg, progress=False, log=lambda *_: None)
+    folder = tmp_path / "hop" / "adapter"
+    for name in ("fedem.json", "config.yaml", "README.md"):
+        text = (folder / name).read_text()
+        assert str(tmp_path) not in text and str(tiny_base.parent) not in text, name
+    # the run folder itself keeps the full, resolved config
+    assert str(tiny_base) in (tmp_path / "hop" / "config.yaml").read_text()
