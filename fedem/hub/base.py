@@ -72,8 +72,13 @@ class Hub(abc.ABC):
         """Materialize ``revision`` (None: head) into ``dest``; return ``dest``."""
 
     @abc.abstractmethod
-    def read_file(self, repo: str, path: str, revision: str | None = None) -> bytes:
-        """Bytes of one small file at ``revision`` (None: head)."""
+    def read_file(
+        self, repo: str, path: str, revision: str | None = None, *, max_bytes: int = 1 << 20
+    ) -> bytes:
+        """Bytes of one small file at ``revision`` (None: head); HubError if over ``max_bytes``.
+
+        The cap keeps a hostile revision from making a reader (lineage, the relay) load a huge
+        "small" file into memory."""
 
     @abc.abstractmethod
     def tag(self, repo: str, revision: str, tag: str) -> None:
@@ -104,6 +109,12 @@ class Hub(abc.ABC):
             if matches:
                 raise HubError(f"revision prefix {revision!r} is ambiguous in repo {repo!r} on {self.url}")
         raise HubError(f"unknown revision {revision!r} in repo {repo!r} on {self.url}")
+
+
+def check_size(size: int, max_bytes: int, what: str) -> None:
+    """Refuse a file over ``max_bytes`` before it is read."""
+    if size > max_bytes:
+        raise HubError(f"{what}: {size:,} bytes, over the {max_bytes:,}-byte cap for small files")
 
 
 _BACKENDS: dict[str, Callable[..., Hub]] = {}

@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fedem.errors import ConflictError, HubError
-from fedem.hub.base import Hub, Revision, register_backend
+from fedem.hub.base import Hub, Revision, check_size, register_backend
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, fsync_dir, sha256_tree
 
@@ -278,11 +278,15 @@ class FileHub(Hub):
                     shutil.copyfile(p, out)  # copyfile: the copy is the caller's, so writable
         return dest
 
-    def read_file(self, repo: str, path: str, revision: str | None = None) -> bytes:
+    def read_file(
+        self, repo: str, path: str, revision: str | None = None, *, max_bytes: int = 1 << 20
+    ) -> bytes:
         rel = validate_file_path(path)
         rev = self.resolve(repo, revision)
+        target = self._repo_dir(repo) / "revisions" / rev.id / rel
         try:
-            return (self._repo_dir(repo) / "revisions" / rev.id / rel).read_bytes()
+            check_size(target.stat().st_size, max_bytes, f"{repo}@{rev.id[:12]}/{rel}")
+            return target.read_bytes()
         except FileNotFoundError:
             raise HubError(f"no file {rel!r} in {repo!r} at revision {rev.id}") from None
 

@@ -52,7 +52,7 @@ from huggingface_hub.errors import (
 )
 
 from fedem.errors import ConflictError, HubError
-from fedem.hub.base import Hub, Revision, register_backend
+from fedem.hub.base import Hub, Revision, check_size, register_backend
 from fedem.hub.rules import (
     is_allowed_file,
     publishable_files,
@@ -297,11 +297,15 @@ class HfHub(Hub):
                 shutil.copyfile(self._fetch(rid, rel, rev.id), out)  # follows the cache's symlinks
         return dest
 
-    def read_file(self, repo: str, path: str, revision: str | None = None) -> bytes:
+    def read_file(
+        self, repo: str, path: str, revision: str | None = None, *, max_bytes: int = 1 << 20
+    ) -> bytes:
         rel = validate_file_path(path)
         rid = self.repo_id(repo)
         rev = self.resolve(repo, revision)
-        return self._fetch(rid, rel, rev.id).read_bytes()
+        local = self._fetch(rid, rel, rev.id)  # on disk, not yet in memory
+        check_size(local.stat().st_size, max_bytes, f"{rid}@{rev.id[:12]}/{rel}")
+        return local.read_bytes()
 
     def tag(self, repo: str, revision: str, tag: str) -> None:
         validate_tag(tag)

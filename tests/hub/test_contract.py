@@ -114,6 +114,12 @@ def test_read_file(hub, folders):
     for bad in ("../secret.json", "/etc/passwd.json", "model.bin"):
         with pytest.raises(HubError):
             hub.read_file("ad", bad)
+    # "small" is enforced: a reader never loads an oversized file into memory
+    size = len(V3["sub/extra.yaml"])
+    assert hub.read_file("ad", "sub/extra.yaml", max_bytes=size) == V3["sub/extra.yaml"]
+    with pytest.raises(HubError) as err:
+        hub.read_file("ad", "sub/extra.yaml", max_bytes=size - 1)
+    assert "cap for small files" in one_line(err)
 
 
 def test_tags_are_immutable(hub, folders, tmp_path):
