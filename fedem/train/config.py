@@ -47,6 +47,7 @@ class TrainSpec:
     seed: int = 0
     log_every: int = 10
     save_every: int = 50
+    eval_every: int | None = None  # held-out bits/byte every N steps (None: only before and after)
     eval_batch_size: int = 16
     keep_checkpoints: bool = False
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -69,6 +70,8 @@ class TrainSpec:
                 raise Invalid(name, "a number in [0, 1)")
         if not self.grad_clip >= 0:
             raise Invalid("grad_clip", "a number >= 0 (0 disables clipping)")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise Invalid("eval_every", "an integer >= 1 or null")
         if self.threads is not None and self.threads < 1:
             raise Invalid("threads", "an integer >= 1 or null")
 

@@ -177,6 +177,12 @@ def run_training(
                         f"step {done}/{spec.steps} · loss {last_loss:.4f} · lr {lr_at(step, spec):.2e} · "
                         f"{tok_s:,.0f} tok/s"
                     )
+        if spec.eval_every and done % spec.eval_every == 0 and done < spec.steps:
+            bpb = bits_per_byte(raw, heldout, spec.eval_batch_size)  # eval mode, no RNG: order unchanged
+            log(f"step {done}/{spec.steps} · held-out bits/byte {bpb:.4f}")
+            if acc.is_main_process:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": done, "heldout_bpb": round(bpb, 6)}) + "\n")
         if done % spec.save_every == 0 and done < spec.steps and acc.is_main_process:
             save_checkpoint(ckpt_root, done, raw, opt, config_hash, extra={"bpb_before": bpb_before})
     bar.close()
