@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
 from fedem import config as cfgio
 from fedem.data import build_dataset
 from fedem.errors import FedemError, ModelError
@@ -209,7 +211,10 @@ def finetune(
         peft_model = lora.load_trainable(model, adapter_dir, arch)
         log(f"continuing adapter {cfg.adapter} (trainable)")
     else:
-        peft_model = lora.add_lora(model, cfg.lora, arch)
+        # Seeded: a fresh adapter's A matrices are random, and must not depend on what ran before.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            peft_model = lora.add_lora(model, cfg.lora, arch)
     before = lora.adapter_state(peft_model)
     n_train = count_parameters(peft_model, trainable_only=True)
     log(

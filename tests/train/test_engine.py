@@ -105,3 +105,17 @@ def test_lora_run_interrupted_then_resumed_matches_uninterrupted(
     b = load_file(tmp_path / "crash" / "adapter" / "adapter_model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_finetune_is_reproducible_whatever_ran_before(tiny_base, tiny_data, tiny_train, tmp_path):
+    def run(name):
+        cfg = FinetuneConfig(
+            base=str(tiny_base), data=tiny_data(), train=tiny_train(steps=3), output=str(tmp_path / name)
+        )
+        finetune(cfg, **QUIET)
+        return load_file(tmp_path / name / "adapter" / "adapter_model.safetensors")
+
+    a = run("a")
+    torch.rand(1000)  # disturb the global RNG: the adapter's init must not depend on it
+    b = run("b")
+    assert all(a[k].equal(b[k]) for k in a)
