@@ -18,13 +18,21 @@ from fedem.registry.clock import ManualClock, format_time
 from fedem.registry.git import Git
 from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
 from fedem.registry.ops import reconcile_remote
+from fedem.registry.policy import parse_policy
 from fedem.registry.reconcile import reconcile
 from fedem.registry.store import snapshot_from_commit
 
 N = 10_000
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 NOW = T0 + timedelta(hours=3, minutes=30)
-POLICY = b"ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: []\n"
+# Every holder (user0, user5, ...) publishes as hub user hf-userN: the identity map is read
+# and consulted as in production, at full size.
+HOLDERS = [f"user{i}" for i in range(0, N, 5)]
+POLICY_TEXT = (
+    "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: []\nidentities:\n"
+    + "".join(f"  {u}: [hf-{u}]\n" for u in HOLDERS)
+)
+POLICY = POLICY_TEXT.encode()
 
 
 class _MemoryHub(Hub):
@@ -70,7 +78,7 @@ def build(n: int = N) -> tuple[dict[str, Adapter], dict[str, list[Revision]]]:
                 holder=f"user{i}", since=format_time(since), until=format_time(since + timedelta(hours=3))
             )
             if i % 10 == 0:
-                revs[name] = [Revision(name, f"r{i}", None, f"user{i}", since + timedelta(minutes=90))]
+                revs[name] = [Revision(name, f"r{i}", None, f"hf-user{i}", since + timedelta(minutes=90))]
         adapters[name] = Adapter(name=name, spec=spec, lock=lock)
     return adapters, revs
 
@@ -88,8 +96,9 @@ def run() -> list[tuple[str, float, str]]:
     adapters, revs = build()
     rows: list[tuple[str, float, str]] = []
 
+    policy = parse_policy(POLICY)
     t = time.perf_counter()
-    new, events = reconcile(adapters, NOW, revs)
+    new, events = reconcile(adapters, NOW, revs, policy)
     rows.append(("registry.reconcile_pure_10k", time.perf_counter() - t, "s"))
     assert len(events) == 1500, len(events)
     rows.append(("registry.reconcile_pure_10k.events", float(len(events)), "count"))

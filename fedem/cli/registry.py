@@ -40,12 +40,20 @@ def _clock(now: str | None):
         raise RegistryError(f"--now: {err}") from None
 
 
-def _hub(url: str | None):
+_TRUST_FILE_HUB = click.option(
+    "--trust-file-hub",
+    is_flag=True,
+    help="Accept a file:// --hub, whose authors and times anyone writing it can choose "
+    "(tests and simulations only; never in a workflow).",
+)
+
+
+def _hub(url: str | None, trust_file_hub: bool = False):
     if not url:
         return None
-    from fedem.hub.base import open_hub
+    from fedem.registry.ops import open_registry_hub
 
-    return open_hub(url)
+    return open_registry_hub(url, trust_file_hub=trust_file_hub)
 
 
 @click.group("registry")
@@ -73,17 +81,19 @@ def init_cmd(repo: Path, remote: str, local: bool, source: str, branch: str) -> 
 @_REPO
 @_REMOTE
 @_BRANCH
-@click.option(
-    "--hub", "hub_url", default=None, help="Hub URL (file://… or hf://…) to look for holders' revisions."
-)
+@click.option("--hub", "hub_url", default=None, help="Hub URL (hf://ORG) to look for holders' revisions.")
+@_TRUST_FILE_HUB
 @_NOW
-def reconcile_cmd(repo: Path, remote: str, branch: str, hub_url: str | None, now: str | None) -> None:
+def reconcile_cmd(
+    repo: Path, remote: str, branch: str, hub_url: str | None, trust_file_hub: bool, now: str | None
+) -> None:
     """Release locks whose holder published, expire locks past their TTL; one commit at most."""
     from fedem.registry.ops import reconcile_remote
 
     if hub_url is None:
         click.echo("warning: no --hub given: locks can only expire, no hop is recorded", err=True)
-    report = reconcile_remote(repo, remote, hub=_hub(hub_url), branch=branch, clock=_clock(now))
+    hub = _hub(hub_url, trust_file_hub)
+    report = reconcile_remote(repo, remote, hub=hub, branch=branch, clock=_clock(now))
     for event in report.events:
         click.echo(str(event))
     click.echo(f"committed {report.commit[:12]}" if report.commit else "nothing to change")
@@ -100,6 +110,7 @@ def reconcile_cmd(repo: Path, remote: str, branch: str, hub_url: str | None, now
 @click.option("--pr", type=int, default=None, help="The pull request number (recorded in the lock).")
 @click.option("--merge", is_flag=True, help="Apply the claim to the registry branch if it passes.")
 @click.option("--hub", "hub_url", default=None, help="Hub URL, to close an ended lock with its hop first.")
+@_TRUST_FILE_HUB
 @click.option(
     "--comment-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -112,7 +123,7 @@ def reconcile_cmd(repo: Path, remote: str, branch: str, hub_url: str | None, now
 @_NOW
 def check_claim_cmd(
     base: str, head: str, author: str, pr: int | None, merge: bool, hub_url: str | None,
-    comment_file: Path | None, repo: Path, remote: str, branch: str, now: str | None,
+    trust_file_hub: bool, comment_file: Path | None, repo: Path, remote: str, branch: str, now: str | None,
 ) -> None:  # fmt: skip
     """Check a claim/release pull request as data; with --merge, stamp and push the lock."""
     from fedem.io import atomic_write_text
@@ -121,7 +132,7 @@ def check_claim_cmd(
     try:
         result = run_check_claim(
             repo, remote, base=base, head=head, author=author, pr=pr, merge=merge,
-            hub=_hub(hub_url), branch=branch, clock=_clock(now),
+            hub=_hub(hub_url, trust_file_hub), branch=branch, clock=_clock(now),
         )  # fmt: skip
     except ClaimRejected as err:
         if comment_file is not None:

@@ -3,9 +3,10 @@
 Modules, one concept each:
 
 * :mod:`~fedem.registry.model`: adapter files (spec, lock, previous holder, hops); names and paths;
-* :mod:`~fedem.registry.policy`: ``policy.yaml`` (TTL, per-user cap, cool-down, maintainers);
+* :mod:`~fedem.registry.policy`: ``policy.yaml`` (TTL, per-user cap, cool-down, maintainers,
+  the GitHub login -> hub account map);
 * :mod:`~fedem.registry.clock`: the injectable clock and the timestamp form;
-* :mod:`~fedem.registry.reconcile`: the pure core ``reconcile(state, now, hub_heads)``;
+* :mod:`~fedem.registry.reconcile`: the pure core ``reconcile(state, now, hub_heads, policy)``;
 * :mod:`~fedem.registry.git` / :mod:`~fedem.registry.store`: git plumbing and the
   fetch → decide → commit → push (compare-and-swap) loop;
 * :mod:`~fedem.registry.claims`: claim/release pull requests checked as data, applied by the server;

@@ -190,6 +190,13 @@ def apply_request(
             reason="released",
         )
         return dataclasses.replace(adapter, lock=FREE, previous=prev)
+    if not policy.has_hub_identity(who):
+        # Without a mapped hub account no revision could ever complete this lock: it would only
+        # block the adapter for a TTL and then expire, however much work was published.
+        raise ClaimRejected(
+            f"{who} has no hub identity in registry/policy.yaml (identities); a maintainer must map "
+            f"the login to the hub account you publish with, e.g. `{who}: [your-hub-user]`"
+        )
     if lock.state == "held" and not lock.expired(now):
         mine = " (by you)" if same_login(lock.holder, who) else ""
         raise ClaimRejected(f"{adapter.name}: already held{mine} by {lock.holder} until {lock.until}")
@@ -241,7 +248,7 @@ def decide_request(
     event = None
     if adapter.lock.state == "held":
         # An expired (or already completed) lock is closed first, so its hop is never lost.
-        adapter, event = reconcile_one(adapter, now, revisions(adapter.hub_repo))
+        adapter, event = reconcile_one(adapter, now, revisions(adapter.hub_repo), snap.policy)
     new = apply_request(req, adapter, snap.adapters, snap.policy, now, pr)
     events = (event,) if event else ()
     title = f"{req.kind}: {req.name} by {req.login}" + (f" (#{pr})" if pr else "")

@@ -60,6 +60,11 @@ def check_login(login: str, where: str = "login") -> str:
     return login
 
 
+def is_login(login: object) -> bool:
+    """Whether ``login`` has the form of a GitHub login."""
+    return isinstance(login, str) and _LOGIN_RE.match(login) is not None
+
+
 def same_login(a: str | None, b: str | None) -> bool:
     """GitHub logins are case-insensitive."""
     return a is not None and b is not None and a.casefold() == b.casefold()
@@ -357,6 +362,7 @@ __all__ = [
     "check_login",
     "check_name",
     "dump_adapter",
+    "is_login",
     "load_yaml",
     "name_from_path",
     "parse_adapter",

@@ -70,6 +70,32 @@ def init_registry(
     return InitResult(root, f"{redact(remote)} branch {branch}")
 
 
+# Hubs whose revisions carry an author the hub itself authenticated and a time from the hub's
+# clock. A lock may be released only on such evidence; any other backend (file:// records
+# whatever author and time its writers pass) needs an explicit trust flag.
+IDENTITY_HUBS = ("hf",)
+
+
+def open_registry_hub(url: str, *, trust_file_hub: bool = False) -> Hub:
+    """Open the hub whose revisions release locks, refusing one that cannot vouch for them.
+
+    A ``file://`` hub (or a bare path) is a shared folder: every writer chooses the author and
+    can rewrite the time of its revisions, so anyone could release anyone's lock or backdate a
+    hop. Tests and simulators, where every writer is trusted, pass ``trust_file_hub``.
+    """
+    from fedem.hub.base import open_hub
+
+    hub = open_hub(url)
+    scheme = hub.url.partition("://")[0]
+    if scheme in IDENTITY_HUBS or (trust_file_hub and scheme == "file"):
+        return hub
+    hint = " (only for tests and simulations: pass --trust-file-hub)" if scheme == "file" else ""
+    raise RegistryError(
+        f"--hub {hub.url}: a {scheme}:// hub does not authenticate who published a revision or when, "
+        f"so its revisions cannot release locks; use an hf:// hub{hint}"
+    )
+
+
 def hub_revisions(hub: Hub, repos: Sequence[str]) -> tuple[dict[str, list[Revision]], list[str]]:
     """Revisions of ``repos``; a repo missing on the hub has none. Returns (found, problems).
 
@@ -118,7 +144,7 @@ def reconcile_remote(
         if hub is not None:
             heads, problems = hub_revisions(hub, repos_to_check(state))
             state = {n: a for n, a in state.items() if a.lock.state != "held" or a.hub_repo in heads}
-        new_state, events = reconcile(state, now, heads)
+        new_state, events = reconcile(state, now, heads, snap.policy)
         return Decision(
             changed_adapters(snap, new_state), commit_message(events), (tuple(events), tuple(problems))
         )

@@ -1,9 +1,12 @@
-"""The reconciler's pure core: ``reconcile(state, now, hub_heads) -> (new_state, events)``.
+"""The reconciler's pure core: ``reconcile(state, now, hub_heads, policy) -> (new_state, events)``.
 
 For every held lock it looks at the hub revisions of the adapter's repo:
 
 * the holder's first revision after the claim, and no later than the lock's expiry, is a
-  completed hop: the hop is recorded and the lock released at the revision's hub time;
+  completed hop: the hop is recorded and the lock released at the revision's hub time. A
+  revision is the holder's only when its hub author is one of the holder's hub identities in
+  the policy (:meth:`~fedem.registry.policy.Policy.is_hub_identity`): the lock holder is a
+  GitHub login, the author a hub account, and equal spellings prove nothing;
 * otherwise, once ``now`` reaches ``until``, the lock expires at ``until``.
 
 Everything is computed from timestamps (lock times stamped by the server, revision times
@@ -22,7 +25,8 @@ from typing import Literal
 
 from fedem.hub.base import Revision
 from fedem.registry.clock import as_utc, format_time
-from fedem.registry.model import FREE, Adapter, Hop, Previous, same_login
+from fedem.registry.model import FREE, Adapter, Hop, Previous
+from fedem.registry.policy import Policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +47,12 @@ class Event:
         return f"expired: {self.adapter} held by {self.holder}, lock ended at {self.at}"
 
 
-def _first_hop(adapter: Adapter, revisions: Sequence[Revision]) -> Revision | None:
+def _first_hop(adapter: Adapter, revisions: Sequence[Revision], policy: Policy) -> Revision | None:
     lock = adapter.lock
     since, until = lock.since_at, lock.until_at
     best: Revision | None = None
     for rev in revisions:
-        if not same_login(rev.author, lock.holder):
+        if not policy.is_hub_identity(lock.holder, rev.author):
             continue
         t = as_utc(rev.time)
         # Strictly after the claim: a revision from before the lock is not this hop's work.
@@ -60,14 +64,14 @@ def _first_hop(adapter: Adapter, revisions: Sequence[Revision]) -> Revision | No
 
 
 def reconcile_one(
-    adapter: Adapter, now: datetime, revisions: Sequence[Revision]
+    adapter: Adapter, now: datetime, revisions: Sequence[Revision], policy: Policy
 ) -> tuple[Adapter, Event | None]:
     """Reconcile one adapter; returns it unchanged (the same object) and None when nothing is due."""
     lock = adapter.lock
     if lock.state != "held":
         return adapter, None
     holder = lock.holder or ""
-    rev = _first_hop(adapter, revisions)
+    rev = _first_hop(adapter, revisions, policy)
     if rev is not None:
         at = format_time(rev.time)
         hop = Hop(contributor=holder, revision=rev.id, time=at, claimed_at=lock.since or at)
@@ -84,12 +88,17 @@ def reconcile_one(
 
 
 def reconcile(
-    state: Mapping[str, Adapter], now: datetime, hub_heads: Mapping[str, Sequence[Revision]]
+    state: Mapping[str, Adapter],
+    now: datetime,
+    hub_heads: Mapping[str, Sequence[Revision]],
+    policy: Policy,
 ) -> tuple[dict[str, Adapter], list[Event]]:
     """Release locks whose holder published, expire locks past their TTL.
 
     ``state`` maps adapter names to adapters; ``hub_heads`` maps hub repo names to their
-    revisions (any order; repos with no lock to check may be missing). Unchanged adapters are
+    revisions (any order; repos with no lock to check may be missing); ``policy`` says which
+    hub accounts belong to which GitHub login (required: without it no hop could be trusted,
+    and a silent default would turn every hop into an expiry). Unchanged adapters are
     returned as the same objects, so callers write only what changed. Events come sorted by
     adapter name: the same inputs always give the same output.
     """
@@ -99,7 +108,7 @@ def reconcile(
     for name in sorted(state):
         adapter = state[name]
         if adapter.lock.state == "held":
-            adapter, event = reconcile_one(adapter, now, hub_heads.get(adapter.hub_repo, ()))
+            adapter, event = reconcile_one(adapter, now, hub_heads.get(adapter.hub_repo, ()), policy)
             if event is not None:
                 events.append(event)
         new_state[name] = adapter

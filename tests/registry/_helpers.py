@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fedem.errors import HubError
 from fedem.hub.base import Hub, Revision
 from fedem.registry.clock import UTC, ManualClock, format_time
 from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
@@ -18,6 +19,12 @@ from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = REPO_ROOT / "registry"
 T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
+
+# The test contributors, each publishing on the hub under their GitHub login (the identity
+# tests use other spellings on purpose).
+TEST_LOGINS = ("alice", "bob", "carol", "mallory", "boss", "eve", *(f"user{i}" for i in range(8)))
+TEST_IDENTITIES = "identities: {" + ", ".join(f"{u}: [{u}]" for u in TEST_LOGINS) + "}\n"
+TEST_POLICY = "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: []\n" + TEST_IDENTITIES
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -79,6 +86,8 @@ class FakeHub(Hub):
         return sorted(self.revs)
 
     def revisions(self, repo):
+        if repo not in self.revs:  # as the Hub contract says: a missing repo is a HubError
+            raise HubError(f"unknown repo {repo!r} on {self.url}")
         return sorted(self.revs[repo], key=lambda r: r.time, reverse=True)
 
     def publish(self, repo, folder, *, message, parent, author=None):  # pragma: no cover - unused
@@ -108,8 +117,7 @@ def write_catalogue(
 ) -> None:
     """registry/ under ``root``: the real catalogue, plus/replaced by ``adapters`` and raw ``files``."""
     shutil.copytree(CATALOGUE, root / "registry", dirs_exist_ok=True)
-    if policy is not None:
-        (root / "registry" / "policy.yaml").write_text(policy)
+    (root / "registry" / "policy.yaml").write_text(TEST_POLICY if policy is None else policy)
     for a in adapters:
         (root / "registry" / "adapters" / f"{a.name}.yaml").write_text(dump_adapter(a))
     for rel, text in (files or {}).items():
@@ -119,7 +127,9 @@ def write_catalogue(
 
 @pytest.fixture
 def make_remote(tmp_path):
-    """``make_remote(adapters, policy=...)`` -> path of a bare repo whose registry branch holds them."""
+    """``make_remote(adapters, policy=...)`` -> path of a bare repo whose registry branch holds them.
+
+    The policy defaults to :data:`TEST_POLICY` (every test login mapped to the same hub name)."""
 
     def make(
         adapters: Sequence[Adapter] = (),

@@ -23,10 +23,10 @@ from fedem.registry.contribute import prepare_request
 from fedem.registry.model import parse_adapter
 from fedem.registry.store import GitStore
 
-from ._helpers import CATALOGUE, T0, FakeHub, git, remote_file, remote_log, rev
+from ._helpers import CATALOGUE, T0, TEST_IDENTITIES, FakeHub, git, remote_file, remote_log, rev
 
 HI = "registry/adapters/seshu-hi.yaml"
-POLICY = "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: [boss]\n"
+POLICY = "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: [boss]\n" + TEST_IDENTITIES
 
 
 def clone(remote: Path, where: Path) -> Path:
@@ -255,6 +255,24 @@ def test_held_then_expired_then_claimable_with_hop_recorded(remote, tmp_path, cl
     assert a.lock.holder == "bob" and a.lock.since == format_time(clock.now())
     assert [h.revision for h in a.hops] == ["r-alice"] and a.previous.reason == "hop"
     assert [e.kind for e in result.events] == ["hop"]
+
+
+def test_claim_by_a_login_without_hub_identity_is_refused(make_remote, tmp_path, clock):
+    """No revision could ever complete the lock, so the claim would only block the adapter."""
+    remote = make_remote(policy="identities: {alice: [alice-hf]}\n")
+    prep = prepare_request(clone(remote, tmp_path / "dave"), "seshu-hi", "dave", open_pr=False, clock=clock)
+    head = git(remote, "rev-parse", "registry")
+    with pytest.raises(ClaimRejected) as err:
+        check(remote, tmp_path, prep.base, prep.commit, "dave", clock)
+    assert str(err.value) == (
+        "dave has no hub identity in registry/policy.yaml (identities); a maintainer must map the "
+        "login to the hub account you publish with, e.g. `dave: [your-hub-user]`"
+    )
+    assert git(remote, "rev-parse", "registry") == head
+    # Mapped, or with the same-name fallback, the same claim goes through.
+    assert _claim(remote, tmp_path, "alice", clock).adapter.lock.holder == "alice"
+    fallback = make_remote(policy="identity_fallback: same-name\n", name="fallback.git")
+    assert _claim(fallback, tmp_path / "fb", "dave", clock).adapter.lock.holder == "dave"
 
 
 def test_per_user_cap(remote, tmp_path, clock):

@@ -13,7 +13,7 @@ from fedem.cli import main
 from fedem.registry.clock import SystemClock, format_time
 from fedem.registry.model import parse_adapter
 
-from ._helpers import T0, git, make_adapter, remote_file, write_catalogue
+from ._helpers import T0, TEST_IDENTITIES, git, make_adapter, remote_file, write_catalogue
 
 HI = "registry/adapters/seshu-hi.yaml"
 
@@ -143,16 +143,31 @@ def test_reconcile_cli_with_a_file_hub(make_remote, tmp_path):
     folder.mkdir()
     (folder / "adapter_config.json").write_text("{}")
     revision = hub.publish("seshu-hi", folder, message="hop", parent=None, author="alice")
-    out = cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url).output
-    assert f"hop: seshu-hi by alice, revision {revision.id}" in out
-    assert (
-        "nothing to change"
-        in cli("registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url).output
+    args = ["registry", "reconcile", "--repo", tmp_path / "c", "--remote", remote, "--hub", hub.url]
+    # Anyone writing the folder picks a revision's author and time: refused unless trusted.
+    refused = cli(*args, expect=2).output
+    assert refused.strip().splitlines()[-1] == (
+        f"error: --hub {hub.url}: a file:// hub does not authenticate who published a revision or "
+        "when, so its revisions cannot release locks; use an hf:// hub (only for tests and "
+        "simulations: pass --trust-file-hub)"
     )
+    assert "holder: alice" in remote_file(remote, HI), "a refused run writes nothing"
+    bare = cli(*args[:-1], str(tmp_path / "hub"), expect=2).output
+    assert "--trust-file-hub" in bare, "a bare path is a file:// hub too"
+    out = cli(*args, "--trust-file-hub").output
+    assert f"hop: seshu-hi by alice, revision {revision.id}" in out
+    assert "nothing to change" in cli(*args, "--trust-file-hub").output
+
+
+def test_check_claim_refuses_a_file_hub(make_remote, tmp_path):
+    remote = make_remote()
+    args = ["registry", "check-claim", "--repo", tmp_path / "c", "--remote", remote]
+    args += ["--base", "HEAD", "--head", "HEAD", "--author", "alice", "--hub", f"file://{tmp_path}/hub"]
+    assert "pass --trust-file-hub" in cli(*args, expect=2).output
 
 
 def test_force_release_cli(make_remote, tmp_path):
-    remote = make_remote([make_adapter(holder="alice")], policy="maintainers: [boss]\n")
+    remote = make_remote([make_adapter(holder="alice")], policy="maintainers: [boss]\n" + TEST_IDENTITIES)
     args = ["registry", "force-release", "seshu-hi", "--repo", tmp_path / "c", "--remote", remote]
     assert "is not a maintainer" in cli(*args, "--login", "eve", expect=2).output
     assert cli(*args, "--login", "boss").output.startswith("released seshu-hi")

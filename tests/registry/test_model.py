@@ -167,3 +167,45 @@ def test_policy_errors_name_field():
         parse_policy("ttl_minutes: 0\n")
     with pytest.raises(RegistryError, match=r"registry/policy.yaml: cap: unknown key"):
         parse_policy("cap: 3\n")
+
+
+def test_policy_identities():
+    policy = parse_policy("identities: {alice: [alice-hf, Alice.Lab], bob: [bob]}\nidentity_fallback: none\n")
+    assert dict(policy.identities) == {"alice": ("alice-hf", "Alice.Lab"), "bob": ("bob",)}
+    assert policy.is_hub_identity("ALICE", "alice.lab") and not policy.is_hub_identity("alice", "alice")
+    assert parse_policy("maintainers: []\n").identities == {}
+    assert parse_policy("maintainers: []\n").identity_fallback == "none", "no fallback unless asked"
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("identities: [alice]\n", "identities: expected a mapping of a list of a string, got ['alice']"),
+        ("identities: {alice: alice}\n", "identities.alice: expected a list of a string, got 'alice'"),
+        ("identities: {alice: []}\n", "identities.alice: expected a non-empty list of hub user names"),
+        ("identities: {alice: [a b]}\n", "identities.alice[0]: expected a hub user name"),
+        ("identities: {alice: ['']}\n", "identities.alice[0]: expected a hub user name"),
+        ("identities: {alice: [1]}\n", "identities.alice[0]: expected a string, got 1"),
+        ("identities: {'al ice': [x]}\n", "identities.al ice: expected keys that are GitHub logins"),
+        ("identities: {alice: [x], Alice: [y]}\n", "identities.Alice: expected each login once"),
+        (
+            "identities: {alice: [shared], bob: [SHARED]}\n",
+            "identities.bob[0]: expected a hub user mapped to one login only ('SHARED' is also mapped to 'alice')",
+        ),
+        ("identity_fallback: yes\n", "identity_fallback: expected one of 'none', 'same-name', got True"),
+        ("identity_fallback: login\n", "identity_fallback: expected one of 'none', 'same-name'"),
+    ],
+)
+def test_policy_identity_errors_name_file_and_field(text, error):
+    with pytest.raises(RegistryError) as err:
+        parse_policy(text)
+    assert str(err.value).startswith(f"registry/policy.yaml: {error}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_policy_schema_agrees_on_identities():
+    schema = json.loads((CATALOGUE / "schema" / "policy.schema.json").read_text())
+    jsonschema.validate({"identities": {"alice": ["alice-hf"]}, "identity_fallback": "same-name"}, schema)
+    for bad in ({"identities": {"alice": []}}, {"identities": {"a b": ["x"]}}, {"identity_fallback": "x"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
