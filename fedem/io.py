@@ -60,13 +60,36 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (38, 22, 95):  # ENOSYS, EINVAL, EOPNOTSUPP: kernel or filesystem lacks it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory in a temporary sibling and rename it to ``path`` on success.
 
     On an exception (or a kill) the target is untouched; the ``.tmp`` sibling is removed on
     exceptions and ignored by readers after a kill. With ``overwrite`` an existing target is
-    swapped out (rename old aside, rename new in, delete old).
+    exchanged with the new one in a single ``renameat2(RENAME_EXCHANGE)``, so readers see the
+    old folder or the new one and never neither; where the kernel lacks it, the fallback
+    renames the old one aside first, leaving a short window without the folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +99,13 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            if _exchange(tmp, path):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+            else:
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
         fsync_dir(path.parent)

@@ -41,6 +41,23 @@ def _optimizer_from(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    # CPU and every CUDA device: dropout (e.g. LoRA dropout) draws from the device's generator.
+    out = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda.{i}"] = state
+    return out
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    states = [tensors.pop(k) for k in cuda]
+    if states and torch.cuda.is_available() and len(states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states)
+
+
 def save_checkpoint(
     root: Path,
     step: int,
@@ -49,16 +66,29 @@ def save_checkpoint(
     config_hash: str,
     keep: int = 2,
     extra: dict | None = None,
+    scaler=None,
 ) -> Path:
-    """Write checkpoint ``step`` under ``root`` atomically and prune all but the newest ``keep``."""
+    """Write checkpoint ``step`` under ``root`` atomically and prune all but the newest ``keep``.
+
+    ``scaler`` is fp16's GradScaler (None otherwise): its loss scale is training state too."""
     weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     opt_tensors, opt_meta = _optimizer_tensors(opt)
     final = root / f"step-{step:08d}"
     with atomic_dir(final, overwrite=True) as tmp:
         save_file(weights, tmp / WEIGHTS)
-        save_file({**opt_tensors, "rng.torch": torch.get_rng_state()}, tmp / OPTIM)
+        save_file({**opt_tensors, **_rng_tensors()}, tmp / OPTIM)
+        scaler_state = scaler.state_dict() if scaler is not None else None
         (tmp / STATE).write_text(
-            json.dumps({"step": step, "config_hash": config_hash, "extra": extra or {}, **opt_meta}, indent=1)
+            json.dumps(
+                {
+                    "step": step,
+                    "config_hash": config_hash,
+                    "extra": extra or {},
+                    "scaler": scaler_state,
+                    **opt_meta,
+                },
+                indent=1,
+            )
         )
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -73,7 +103,7 @@ def list_checkpoints(root: Path) -> list[Path]:
 
 
 def load_checkpoint(
-    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, config_hash: str
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, config_hash: str, scaler=None
 ) -> tuple[int, dict]:
     """Restore weights, optimizer and RNG from ``path``; return (step to continue from, extra)."""
     meta = json.loads((path / STATE).read_text())
@@ -91,7 +121,8 @@ def load_checkpoint(
         for n, t in weights.items():
             params[n].copy_(t)
     tensors = load_file(path / OPTIM)
-    rng = tensors.pop("rng.torch")
+    _restore_rng(tensors)  # pops the rng.* entries; the rest is optimizer state
     opt.load_state_dict(_optimizer_from(tensors, meta))
-    torch.set_rng_state(rng)
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
     return int(meta["step"]), meta.get("extra", {})

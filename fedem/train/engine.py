@@ -107,7 +107,7 @@ def run_training(
     opt = _optimizer(model, spec)
     start, extra = 0, {}
     if resume and (ckpts := list_checkpoints(ckpt_root)):
-        start, extra = load_checkpoint(ckpts[-1], model, opt, config_hash)
+        start, extra = load_checkpoint(ckpts[-1], model, opt, config_hash, scaler=acc.scaler)
         log(f"resuming from {ckpts[-1]} (step {start})")
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
@@ -157,7 +157,8 @@ def run_training(
         if done % spec.log_every == 0 or done == spec.steps:
             # window holds Σ loss/ga over the steps since the last log: its mean per step.
             n_steps = done - max(start, (done - 1) // spec.log_every * spec.log_every)
-            last_loss = window.item() / max(1, n_steps)
+            # Every rank trained on its own shard: report the mean over all of them.
+            last_loss = acc.reduce(window, reduction="mean").item() / max(1, n_steps)
             window.zero_()
             now = time.perf_counter()
             tok_s = n_steps * tokens_per_step / max(now - t_log, 1e-9)
@@ -184,7 +185,9 @@ def run_training(
                 with open(log_path, "a") as f:
                     f.write(json.dumps({"step": done, "heldout_bpb": round(bpb, 6)}) + "\n")
         if done % spec.save_every == 0 and done < spec.steps and acc.is_main_process:
-            save_checkpoint(ckpt_root, done, raw, opt, config_hash, extra={"bpb_before": bpb_before})
+            save_checkpoint(
+                ckpt_root, done, raw, opt, config_hash, extra={"bpb_before": bpb_before}, scaler=acc.scaler
+            )
     bar.close()
     seconds = time.perf_counter() - t0
     acc.wait_for_everyone()

@@ -20,7 +20,7 @@ import torch
 
 from fedem import config as cfgio
 from fedem.data import build_dataset
-from fedem.errors import FedemError, ModelError
+from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
 from fedem.model.seshu import write_model
@@ -83,6 +83,27 @@ def _create_output(out: Path, cfg) -> None:
     _barrier()
 
 
+def _check_heldout_nesting(model_dir: Path, data, field: str) -> None:
+    """Refuse a held-out split that would score documents the starting model trained on.
+
+    A document is held out when its text hash is below the job's fraction. Held-out sets are
+    therefore nested: a job whose fraction is at most its starting model's holds out only
+    documents that model never trained on. A larger fraction would leak (and flatter bits/byte).
+    """
+    prov_path = model_dir / PROVENANCE
+    if not prov_path.is_file():
+        return  # a model from elsewhere: nothing recorded to check against
+    try:
+        base_fraction = float(json.loads(prov_path.read_text())["config"]["data"]["heldout_fraction"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return
+    if data.heldout_fraction > base_fraction:
+        raise ConfigError(
+            f"{field}: {data.heldout_fraction} is larger than the starting model's {base_fraction} "
+            f"({prov_path}); documents it trained on would be scored as held-out. Use <= {base_fraction}"
+        )
+
+
 def _finish(out: Path, train_cfg) -> None:
     if not train_cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -94,6 +115,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
     _check_output(out, resume, "model")
     if cfg.model.init:
         model = load_model(resolve_model_dir(cfg.model.init))
+        _check_heldout_nesting(resolve_model_dir(cfg.model.init), cfg.data, "data.heldout_fraction")
         arch = model.config.model_type
         if arch != cfg.model.arch:
             raise ModelError(
@@ -192,6 +214,7 @@ def finetune(
     _check_output(out, resume, "adapter")
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
+    _check_heldout_nesting(base_dir, cfg.data, "data.heldout_fraction")
     arch = model.config.model_type
     base_sha = sha256_file(base_dir / "model.safetensors")
     if cfg.adapter:

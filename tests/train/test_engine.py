@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fedem.train import FinetuneConfig, ModelSpec, PretrainConfig, finetune, pretrain
+from fedem.train import FinetuneConfig, LoraSpec, ModelSpec, PretrainConfig, finetune, pretrain
 from fedem.train import checkpoint as ckpt
 from fedem.train.config import TrainSpec
 from fedem.train.engine import lr_at, run_training
@@ -77,10 +77,12 @@ def test_lora_run_interrupted_then_resumed_matches_uninterrupted(
     tiny_base, tiny_data, tiny_train, tmp_path, monkeypatch
 ):
     def cfg(name):
+        # LoRA dropout draws from the RNG every step: resume must restore the generator's state.
         return FinetuneConfig(
             base=str(tiny_base),
             data=tiny_data(),
             train=tiny_train(steps=10, save_every=3, lr=1e-2),
+            lora=LoraSpec(dropout=0.1),
             output=str(tmp_path / name),
         )
 
