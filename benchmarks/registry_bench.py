@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from fedem.errors import HubError
 from fedem.hub.base import Hub, Revision
 from fedem.registry.clock import ManualClock, format_time
 from fedem.registry.git import Git
@@ -47,6 +48,8 @@ class _MemoryHub(Hub):
         return list(self.revs)
 
     def revisions(self, repo):
+        if repo not in self.revs:  # the Hub contract: a missing repo is a HubError
+            raise HubError(f"unknown repo {repo!r} on {self.url}")
         return self.revs[repo]
 
     def create_repo(self, repo, *, exist_ok=True):

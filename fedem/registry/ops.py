@@ -99,21 +99,52 @@ def open_registry_hub(url: str, *, trust_file_hub: bool = False) -> Hub:
 def hub_revisions(hub: Hub, repos: Sequence[str]) -> tuple[dict[str, list[Revision]], list[str]]:
     """Revisions of ``repos``; a repo missing on the hub has none. Returns (found, problems).
 
-    A repo that exists but cannot be read is reported and left out; the caller then leaves its
-    adapter alone this run rather than expire a lock whose holder may have published.
+    Each repo is asked for by the name its adapter gives (``name`` or ``org/name``): the
+    hub resolves it. A repo that cannot be read, for any reason but being absent, is reported
+    and left out; the caller then leaves its adapter alone this run rather than expire a lock
+    whose holder may have published.
     """
-    existing = set(hub.list_repos())
     found: dict[str, list[Revision]] = {}
-    problems: list[str] = []
+    failed: dict[str, HubError] = {}
     for repo in repos:
-        if repo not in existing:
-            found[repo] = []
-            continue
         try:
             found[repo] = list(hub.revisions(repo))
         except HubError as err:
-            problems.append(f"hub repo {repo}: {err}")
+            failed[repo] = err
+    if not failed:
+        return found, []
+    # The Hub contract reports a missing repo as a HubError like any other failure (auth,
+    # transport, a repo outside the hub's org), so absence is confirmed from the hub's listing,
+    # asked for once and only when something failed.
+    listed: set[str] | None = None
+    unlisted = ""
+    try:
+        listed = set(hub.list_repos())
+    except HubError as err:
+        unlisted = f" (listing the hub to see whether it exists failed too: {err})"
+    problems: list[str] = []
+    for repo, err in failed.items():
+        if listed is not None and _surely_absent(hub, repo, listed):
+            found[repo] = []
+        else:
+            problems.append(f"hub repo {repo}: {err}{unlisted}")
     return found, problems
+
+
+def _surely_absent(hub: Hub, repo: str, listed: set[str]) -> bool:
+    """Whether ``repo`` is missing from ``listed`` (``hub.list_repos()``) in a way that proves it absent.
+
+    An ``hf://ORG`` hub lists its org's repos by bare name, so ``ORG/name`` is looked up as
+    ``name``; a repo of another owner is not in that listing at all, and its absence there
+    proves nothing (it is reported instead, never read as "no revisions").
+    """
+    org = getattr(hub, "org", None)
+    if not org:
+        return repo not in listed
+    owner, slash, name = repo.rpartition("/")
+    if slash and owner != org:
+        return False
+    return name not in listed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,3 +97,12 @@ def test_ci_runs_make_lint_and_test():
     assert {"push", "pull_request"} <= set(wf["on"])
     runs = [s.get("run") for job in wf["jobs"].values() for s in job["steps"]]
     assert "make lint" in runs and "make test" in runs
+
+
+@pytest.mark.parametrize("name, command", [("reconcile.yml", "reconcile"), ("claim.yml", "check-claim")])
+def test_hub_readers_get_the_hf_token_through_env(name, command):
+    """The step that reads the hub gets HF_TOKEN from the secrets, in env: only."""
+    (job,) = _load(WORKFLOWS / name)["jobs"].values()
+    step = next(s for s in job["steps"] if f"fedem registry {command}" in s.get("run", ""))
+    assert step["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
+    assert "FEDEM_HUB" in step["env"] and "secrets." not in step["run"]
