@@ -2,8 +2,11 @@
 
 Offline, the pinned remote actions are replaced through ``--local-repository`` by tiny local
 composite stand-ins (checkout: act already copied the workspace; setup-python: put this
-venv first on PATH). ``gh`` is a fake that logs its arguments. ``--no-cache-server`` always:
-otherwise act opens a server on a non-loopback address (BRIEF §6).
+venv first on PATH). The hash-pinned dependency install is skipped under act (the step's
+``if: !env.ACT``; act sets ACT=true, GitHub never does), since this venv already has them;
+``PIP_NO_INDEX=1`` makes any pip run that slips through fail instead of reaching the network.
+``gh`` is a fake that logs its arguments. ``--no-cache-server`` always: otherwise act opens a
+server on a non-loopback address (BRIEF §6).
 """
 
 from __future__ import annotations

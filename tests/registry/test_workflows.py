@@ -14,6 +14,7 @@ import yaml
 from ._helpers import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+REQUIREMENTS = REPO_ROOT / ".github" / "requirements-registry.txt"
 FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml")]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
@@ -106,3 +107,57 @@ def test_hub_readers_get_the_hf_token_through_env(name, command):
     step = next(s for s in job["steps"] if f"fedem registry {command}" in s.get("run", ""))
     assert step["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert "FEDEM_HUB" in step["env"] and "secrets." not in step["run"]
+
+
+def _pins() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of the registry workflows' requirements file."""
+    text = re.sub(r"\\\n", " ", REQUIREMENTS.read_text())
+    pins = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", line)
+        assert m, f"not an exact, hashed pin: {line[:80]!r}"
+        name = re.sub(r"[-_.]+", "-", m.group(1)).lower()
+        pins[name] = (m.group(2), re.findall(r"sha256:([0-9a-f]{64})", m.group(3)))
+    return pins
+
+
+def test_registry_requirements_are_exact_and_hashed():
+    pins = _pins()
+    assert {"pyyaml", "click", "huggingface-hub"} <= set(pins)
+    # The closure is complete: what each pinned package needs on CPython 3.11 / Linux is pinned
+    # too. Checked from the metadata installed here, for the pins this venv happens to match
+    # (pip's --require-hashes refuses an incomplete closure on the runner in any case).
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    env = {**default_environment(), "python_version": "3.11", "sys_platform": "linux", "extra": ""}
+    for name, (version, _) in pins.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version != version:
+            continue
+        for raw in dist.requires or ():
+            req = Requirement(raw)
+            if req.marker is None or req.marker.evaluate(env):
+                dep = re.sub(r"[-_.]+", "-", req.name).lower()
+                assert dep in pins, f"{name}=={version} needs {dep}, which is not pinned"
+                assert req.specifier.contains(pins[dep][0], prereleases=True), (name, raw, pins[dep][0])
+
+
+@pytest.mark.parametrize("name", ["reconcile.yml", "claim.yml"])
+def test_write_token_jobs_install_only_hashed_pins(name):
+    (job,) = _load(WORKFLOWS / name)["jobs"].values()
+    installs = [s for s in job["steps"] if "pip" in s.get("run", "")]
+    assert len(installs) == 1
+    cmd = " ".join(installs[0]["run"].replace("\\\n", " ").split())
+    assert cmd == (
+        "python -m pip install --quiet --require-hashes --only-binary=:all: -r .github/requirements-registry.txt"
+    )
+    assert installs[0]["if"] == "${{ !env.ACT }}", "skipped only under act, which never sets it on GitHub"
