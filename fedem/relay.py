@@ -32,6 +32,7 @@ from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter
 from fedem.adapter.validate import AdapterReport, validate_adapter
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
+from fedem.hub.rules import is_revision_id
 
 if TYPE_CHECKING:
     from fedem.train.engine import TrainResult
@@ -86,6 +87,17 @@ def _when(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _checked(rev: Revision) -> Revision:
+    """``rev`` if its id is a plain hex revision id. Ids become folder names (the pull cache, the
+    default pull folder), so an id with ``/`` or ``..`` from a tampered hub must never get that far;
+    the backends check this too, this check does not rely on them."""
+    if not is_revision_id(rev.id):
+        raise HubError(
+            f"hub returned {rev.id[:80]!r} for {rev.repo!r}, which is not a revision id (hex digest)"
+        )
+    return rev
+
+
 # -- pull -------------------------------------------------------------------------------------------
 def pull_adapter(
     hub: str | Hub,
@@ -103,7 +115,7 @@ def pull_adapter(
     """
     validate_adapter_name(name)
     hub = _hub(hub)
-    rev = hub.resolve(name, revision)
+    rev = _checked(hub.resolve(name, revision))
     dest = Path(output) if output else Path("adapters") / f"{name}-{rev.id[:12]}"
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise HubError(f"cannot pull into {dest}: it exists and is not an empty directory")
@@ -225,9 +237,12 @@ def _cached_pull(
     hub: Hub, name: str, rev: Revision, base: BaseInfo, policy: AdapterPolicy, cache_dir
 ) -> Pulled:
     """Pull ``rev`` into the cache (revisions are immutable, so one copy per id), validated each time."""
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "adapters"
     hub_key = hashlib.sha256(hub.url.encode()).hexdigest()[:16]
-    dest = root / "adapters" / hub_key / name / rev.id
+    dest = root / hub_key / name / _checked(rev).id
+    # Belt and braces before the rmtree below: whatever a hub returns, only the cache is touched.
+    if not dest.resolve().is_relative_to(root.resolve() / hub_key / name):
+        raise HubError(f"revision {rev.id[:80]!r} of {name!r} on {hub.url} points outside the cache {root}")
     if (dest / pkg.PROVENANCE).is_file():
         return Pulled(dest, rev, _validate_revision(dest, rev, base, policy))
     shutil.rmtree(dest, ignore_errors=True)  # a partial copy never validates; start again

@@ -24,6 +24,9 @@ Why it is safe:
 - *Immutable, content-addressed*: ID = sha256 over the content hash, parent, author, hub time and
   message, so the same folder on different parents gets different ids. Revision files and
   metadata are made read-only and are never rewritten.
+- *Read without trust*: anyone who can write the directory can edit it, so every id read back
+  (HEAD, a parent, a tag) must be 64 hex digits and each metadata file must name its own id
+  before the id is used in a path; a malformed or looping chain is a one-line HubError.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -51,6 +55,10 @@ REPO_MARKER = ".fedem-repo"
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_S = 6 * 3600  # staging older than this belongs to a dead publish and is swept
 _KILL_HOOK = "FEDEM_HUB_TEST_KILL_POINT"  # tests only: pause at a named point so a test can SIGKILL
+# Revision ids are sha256 hex digests. Ids read back from HEAD, metadata and tags become path
+# components (here and in callers' caches), and anyone who can write the hub directory can edit
+# those files, so every id read from disk must match this before it is used.
+_REV_ID_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _utcnow() -> datetime:
@@ -140,36 +148,79 @@ class FileHub(Hub):
         return sorted(names)
 
     # -- revisions --------------------------------------------------------------------------------
+    def _corrupt(self, path: Path, what: str) -> HubError:
+        repo = path.relative_to(self.root).as_posix()
+        return HubError(f"corrupt hub repo {repo!r} on {self.url}: {what}")
+
+    def _check_id(self, path: Path, rev_id: object, where: str) -> str:
+        if not isinstance(rev_id, str) or not _REV_ID_RE.fullmatch(rev_id):
+            raise self._corrupt(path, f"{where} holds {str(rev_id)[:80]!r}, which is not a revision id")
+        return rev_id
+
+    def _read_text(self, path: Path, file: Path) -> str:
+        try:
+            return file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise self._corrupt(path, f"{file.relative_to(path).as_posix()} unreadable ({err})") from err
+
     def _read_head(self, path: Path) -> str | None:
-        return (path / "HEAD").read_text().strip() or None
+        head = self._read_text(path, path / "HEAD")
+        return self._check_id(path, head, "HEAD") if head else None
 
     def _meta(self, path: Path, rev_id: str) -> dict:
+        """The metadata of ``rev_id``, checked: it names itself, its parent is an id, fields are typed."""
+        self._check_id(path, rev_id, "a revision reference")
         try:
-            return json.loads((path / "revisions" / f"{rev_id}.json").read_text())
+            meta = json.loads((path / "revisions" / f"{rev_id}.json").read_text())
         except (OSError, ValueError) as err:
-            raise HubError(
-                f"corrupt hub repo {path}: metadata of revision {rev_id} unreadable ({err})"
-            ) from err
+            raise self._corrupt(path, f"metadata of revision {rev_id} unreadable ({err})") from err
+        if not isinstance(meta, dict) or meta.get("id") != rev_id:
+            got = meta.get("id") if isinstance(meta, dict) else meta
+            raise self._corrupt(
+                path,
+                f"metadata of revision {rev_id} names id {str(got)[:80]!r} (not a revision id of its own)",
+            )
+        if meta.get("parent") is not None:
+            self._check_id(path, meta["parent"], f"the parent of revision {rev_id}")
+        for field in ("author", "time", "message"):
+            if not isinstance(meta.get(field), str):
+                raise self._corrupt(path, f"metadata of revision {rev_id}: {field} is not text")
+        try:
+            when = datetime.fromisoformat(meta["time"])
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise self._corrupt(
+                path, f"metadata of revision {rev_id}: time {meta['time'][:40]!r} is not a UTC time"
+            )
+        return meta
 
     def _tags(self, path: Path) -> dict[str, list[str]]:
         by_rev: dict[str, list[str]] = {}
         for tag_file in sorted((path / "tags").iterdir()):
             if not tag_file.name.startswith("."):
-                by_rev.setdefault(tag_file.read_text().strip(), []).append(tag_file.name)
+                target = self._check_id(path, self._read_text(path, tag_file), f"tag {tag_file.name!r}")
+                by_rev.setdefault(target, []).append(tag_file.name)
         return by_rev
 
     def revisions(self, repo: str) -> list[Revision]:
-        """Revisions reachable from HEAD, newest first (orphans of killed publishes are invisible)."""
+        """Revisions reachable from HEAD, newest first (orphans of killed publishes are invisible).
+
+        Every id on the chain is checked (see ``_REV_ID_RE``), and a chain that loops is refused."""
         path = self._repo_dir(repo)
         tags = self._tags(path)
         out: list[Revision] = []
+        seen: set[str] = set()
         rev_id = self._read_head(path)
         while rev_id is not None:
+            if rev_id in seen:  # a parent pointer edited into a cycle would otherwise loop forever
+                raise self._corrupt(path, f"the chain of parents loops at revision {rev_id}")
+            seen.add(rev_id)
             meta = self._meta(path, rev_id)
             out.append(
                 Revision(
                     repo=repo,
-                    id=meta["id"],
+                    id=rev_id,
                     parent=meta["parent"],
                     author=meta["author"],
                     time=datetime.fromisoformat(meta["time"]),

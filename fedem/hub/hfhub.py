@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import time
 import uuid
@@ -66,6 +67,9 @@ T = TypeVar("T")
 NONCE_TRAILER = "Fedem-Nonce:"
 AUTHOR_TRAILER = "Fedem-Claimed-Author:"
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Commit ids become revision ids, which callers use as folder names (the relay's pull cache):
+# anything but a git sha1 from the server is refused rather than trusted.
+_COMMIT_ID_RE = re.compile(r"[0-9a-f]{40}")
 
 
 class _Retryable(Exception):
@@ -146,7 +150,14 @@ class HfHub(Hub):
 
     def _commits(self, repo: str) -> list:
         rid = self.repo_id(repo)
-        return self._call(f"list revisions of {rid}", lambda: self.api.list_repo_commits(rid))
+        commits = self._call(f"list revisions of {rid}", lambda: self.api.list_repo_commits(rid))
+        for c in commits:
+            if not isinstance(c.commit_id, str) or not _COMMIT_ID_RE.fullmatch(c.commit_id):
+                raise HubError(
+                    f"cannot list revisions of {rid}: the hub returned {str(c.commit_id)[:80]!r}, "
+                    "which is not a commit id (40 hex digits)"
+                )
+        return commits
 
     # -- hub and repos ----------------------------------------------------------------------------
     def init(self) -> str:

@@ -18,7 +18,8 @@ ALLOWED_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.json", "*.md", "*.yaml"
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
 _TAG_RE = re.compile(_PART)
-_HEX_ID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# A revision id as a backend makes it: a git commit (40 hex, hf://) or a sha256 (64 hex, file://).
+REVISION_ID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_NAME = 96
 
 
@@ -38,9 +39,14 @@ def validate_tag(tag: str) -> str:
         raise HubError(
             f"invalid tag {tag!r}: use letters, digits, '.', '_', '-', starting with a letter or digit"
         )
-    if _HEX_ID_RE.fullmatch(tag):
+    if REVISION_ID_RE.fullmatch(tag):
         raise HubError(f"invalid tag {tag!r}: it looks like a revision id")
     return tag
+
+
+def is_revision_id(value: object) -> bool:
+    """Whether ``value`` has the shape of a revision id of some backend (see :data:`REVISION_ID_RE`)."""
+    return isinstance(value, str) and REVISION_ID_RE.fullmatch(value) is not None
 
 
 def is_allowed_file(path: str) -> bool:

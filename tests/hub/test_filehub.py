@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -186,3 +187,65 @@ def test_open_hub_urls(tmp_path, monkeypatch):
     assert open_hub(f"file://{tmp_path}/h", clock=clock)._clock is clock
     with pytest.raises(HubError, match="unknown scheme"):
         open_hub("ftp://example.org/x")
+
+
+# -- a hostile co-writer of a shared hub directory ----------------------------------------------------
+def _tamper_meta(hub: FileHub, rev_id: str, **changes) -> None:
+    meta_path = hub.root / "ad" / "revisions" / f"{rev_id}.json"
+    meta_path.chmod(0o644)
+    meta = json.loads(meta_path.read_text())
+    meta.update(changes)
+    meta_path.write_text(json.dumps(meta))
+
+
+def _tamper_head(hub: FileHub, text: str) -> None:
+    (hub.root / "ad" / "HEAD").write_text(text)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(
+            lambda hub, r1, r2: _tamper_meta(hub, r2.id, id="../../../../victim"), id="meta-id-traversal"
+        ),
+        pytest.param(lambda hub, r1, r2: _tamper_meta(hub, r2.id, id=r1.id), id="meta-id-not-its-name"),
+        pytest.param(
+            lambda hub, r1, r2: _tamper_meta(hub, r2.id, parent="../../victim"), id="parent-traversal"
+        ),
+        pytest.param(lambda hub, r1, r2: _tamper_meta(hub, r1.id, parent=r2.id), id="parent-cycle"),
+        pytest.param(lambda hub, r1, r2: _tamper_meta(hub, r2.id, author=["x"]), id="author-not-text"),
+        pytest.param(lambda hub, r1, r2: _tamper_meta(hub, r2.id, time="yesterday"), id="bad-time"),
+        pytest.param(lambda hub, r1, r2: _tamper_head(hub, "../../../victim\n"), id="head-traversal"),
+        pytest.param(lambda hub, r1, r2: _tamper_head(hub, r2.id.upper()), id="head-not-lower-hex"),
+        pytest.param(
+            lambda hub, r1, r2: (hub.root / "ad" / "tags" / "t").write_text("../../victim\n"),
+            id="tag-traversal",
+        ),
+    ],
+)
+def test_tampered_ids_are_refused_one_line(fhub, tmp_path, tamper):
+    r1 = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    r2 = fhub.publish("ad", make_folder(tmp_path / "b", B), message="m", parent=r1.id, author="alice")
+    tamper(fhub, r1, r2)
+    for call in (
+        lambda: fhub.revisions("ad"),
+        lambda: fhub.resolve("ad", None),
+        lambda: fhub.download("ad", None, tmp_path / "out"),
+        lambda: fhub.read_file("ad", "adapter_config.json"),
+    ):
+        with pytest.raises(HubError) as err:
+            call()
+        text = str(err.value)
+        assert "'ad'" in text and "\n" not in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_revision_ids_stay_inside_the_repo(fhub, tmp_path):
+    """The reviewer's probe: a meta id pointing outside the hub must never name a directory."""
+    victim = tmp_path / "victim"
+    make_folder(victim, {"adapter_config.json": b"{}"})
+    r1 = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    _tamper_meta(fhub, r1.id, id=os.path.relpath(victim, fhub.root / "ad" / "revisions"))
+    with pytest.raises(HubError, match="not a revision id"):
+        fhub.download("ad", None, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and (victim / "adapter_config.json").exists()

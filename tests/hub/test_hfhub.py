@@ -248,3 +248,27 @@ def test_download_error_names_file(make_hf_hub, transport, tmp_path: Path):
         make_hf_hub(max_attempts=2).read_file("ad", "adapter_config.json")
     text = str(err.value)
     assert "adapter_config.json" in text and "c" * 40 in text and "\n" not in text
+
+
+@pytest.mark.parametrize("bad_id", ["../../../../victim", "c" * 64, "C" * 40, "c" * 39])
+def test_commit_ids_that_are_not_40_hex_are_refused(make_hf_hub, transport, tmp_path, bad_id):
+    commits = [
+        {"id": bad_id, "title": "m", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
+        {"id": "d" * 40, "title": "init", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
+    ]
+
+    def hub_api(request: httpx2.Request) -> httpx2.Response:
+        if "/commits/" in request.url.path:
+            return httpx2.Response(200, json=commits)
+        if request.url.path.endswith("/refs"):
+            return httpx2.Response(200, json={"branches": [], "tags": [], "converts": []})
+        return httpx2.Response(404)
+
+    transport(hub_api)
+    hub = make_hf_hub()
+    for call in (lambda: hub.revisions("ad"), lambda: hub.download("ad", None, tmp_path / "out")):
+        with pytest.raises(HubError) as err:
+            call()
+        text = str(err.value)
+        assert "fedem-test/ad" in text and "not a commit id" in text and "\n" not in text
+    assert not (tmp_path / "out").exists()

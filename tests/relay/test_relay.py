@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -215,3 +216,59 @@ def test_a_tampered_cache_is_caught_on_the_next_hop(tiny_base, file_hub, adapter
     with pytest.raises(AdapterRejected) as err:
         relay_finetune(relay_config(tiny_base, tmp_path / "b"), file_hub, "demo", cache_dir=cache, **QUIET)
     assert "does not match fedem.json weights_sha256" in one_line(err)
+
+
+class _LyingHub(FileHub):
+    """A hub whose revision ids were tampered with past the backend's own checks (defence in depth)."""
+
+    def __init__(self, root, fake_id: str) -> None:
+        super().__init__(root)
+        self.fake_id = fake_id
+
+    def revisions(self, repo):
+        return [dataclasses.replace(r, id=self.fake_id) for r in super().revisions(repo)]
+
+
+@pytest.mark.parametrize("fake_id", ["../../../../victim", "/tmp/victim", "ab" * 32 + "/../../../../victim"])
+def test_relay_never_touches_paths_outside_its_cache(file_hub, adapter_pkg, tmp_path, fake_id):
+    import hashlib
+
+    from fedem.adapter.policy import DEFAULT_POLICY
+    from fedem.relay import _cached_pull
+
+    push_adapter(file_hub, "demo", adapter_pkg)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("precious")
+    hub = _LyingHub(file_hub.root, fake_id.replace("/tmp/victim", str(victim)))
+    cache = tmp_path / "cache"
+    # the cache folder of this adapter exists after any earlier pull, so '..' would resolve through it
+    (cache / "adapters" / hashlib.sha256(hub.url.encode()).hexdigest()[:16] / "demo").mkdir(parents=True)
+    rev = hub.resolve("demo", None)
+    with pytest.raises(HubError) as err:
+        _cached_pull(hub, "demo", rev, None, DEFAULT_POLICY, cache)
+    assert "revision id" in one_line(err)
+    with pytest.raises(HubError):
+        pull_adapter(hub, "demo", output=tmp_path / "out")
+    assert (victim / "thesis.txt").read_text() == "precious"
+    assert not (tmp_path / "out").exists()
+
+
+def test_cache_folder_resolving_elsewhere_is_refused(file_hub, adapter_pkg, tmp_path):
+    """Even with a valid id, the cache path is checked after resolving links, before any rmtree."""
+    import hashlib
+
+    from fedem.adapter.policy import DEFAULT_POLICY
+    from fedem.relay import _cached_pull
+
+    rev = push_adapter(file_hub, "demo", adapter_pkg)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / rev.id).mkdir(parents=True)
+    (elsewhere / rev.id / "thesis.txt").write_text("precious")
+    key = hashlib.sha256(file_hub.url.encode()).hexdigest()[:16]
+    (tmp_path / "cache" / "adapters" / key).mkdir(parents=True)
+    (tmp_path / "cache" / "adapters" / key / "demo").symlink_to(elsewhere)
+    with pytest.raises(HubError) as err:
+        _cached_pull(file_hub, "demo", rev, None, DEFAULT_POLICY, tmp_path / "cache")
+    assert "outside the cache" in one_line(err)
+    assert (elsewhere / rev.id / "thesis.txt").read_text() == "precious"
