@@ -108,7 +108,7 @@ def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
                 r.id[:width] + ("" if e.parent_matches else "!"),
                 (r.parent or "-")[:width],
                 e.contributor or "?",
-                r.author,
+                r.author or "?",  # "": the hub names nobody
                 r.time.strftime("%Y-%m-%d %H:%M:%S"),
                 num(e.steps, "d"),
                 f"{num(e.bpb_before, '.4f')}->{num(e.bpb_after, '.4f')}",

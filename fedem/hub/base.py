@@ -25,7 +25,12 @@ from fedem.errors import HubError
 
 @dataclasses.dataclass(frozen=True)
 class Revision:
-    """One published revision of a repo. ``time`` is the hub's clock (UTC), not the client's."""
+    """One published revision of a repo. ``time`` is the hub's clock (UTC), not the client's.
+
+    ``author`` is who the hub says published it: on ``hf://`` the Hub's authenticated user(s),
+    ``""`` when the Hub names nobody (never the client's claim); on ``file://``, which has no
+    authentication, the name the publisher gave (see :func:`fedem.hub.filehub.default_author`).
+    """
 
     repo: str
     id: str

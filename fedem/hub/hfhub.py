@@ -4,9 +4,11 @@ Mapping of the hub contract onto git commits on the ``main`` branch:
 
 - *Revisions* are the commits of ``main`` (``list_repo_commits``, newest first). A revision's
   parent is the next commit in that list: fedem only ever commits linearly on ``main``, with a
-  parent check, so history has no merges. Author and time are the Hub's (the token's user and
-  the server's commit date), never the client's claim; a claimed ``author=`` argument differing
-  from the token's user is kept as a ``Fedem-Claimed-Author:`` trailer in the commit description.
+  parent check, so history has no merges. Author and time are the Hub's (the commit's
+  authenticated authors and the server's commit date), never the client's claim: a commit the
+  Hub attributes to nobody has author ``""`` (unknown). An ``author=`` passed to ``publish`` is
+  only written as a ``Fedem-Claimed-Author:`` trailer in the commit description, for people
+  reading the Hub's history; it is client-controlled, so fedem never reads it back.
 - *The root commit is not a revision.* ``create_repo`` makes an "initial commit" (only
   ``.gitattributes``). The oldest commit of ``main`` is therefore never listed; a repo whose only
   commit is the root is empty (head None), and ``publish(parent=None)`` is sent as
@@ -206,12 +208,13 @@ class HfHub(Hub):
         out = []
         for i, c in enumerate(commits[:-1]):  # the last (oldest) commit is the root, not a revision
             parent = commits[i + 1].commit_id if i + 1 < len(commits) - 1 else None
-            claimed = _trailer(c.message, AUTHOR_TRAILER)
             rev = Revision(
                 repo=repo,
                 id=c.commit_id,
                 parent=parent,
-                author=",".join(c.authors) or claimed or "unknown",
+                # Only the Hub's own attribution: the claimed-author trailer is whatever the
+                # publishing client wrote, so trusting it would let anyone sign as anyone.
+                author=",".join(c.authors),
                 time=c.created_at,
                 message=_user_message(c.title, c.message),
                 tags=tuple(sorted(tags.get(c.commit_id, ()))),

@@ -272,3 +272,24 @@ def test_commit_ids_that_are_not_40_hex_are_refused(make_hf_hub, transport, tmp_
         text = str(err.value)
         assert "fedem-test/ad" in text and "not a commit id" in text and "\n" not in text
     assert not (tmp_path / "out").exists()
+
+
+def test_claimed_author_never_becomes_the_author(make_hf_hub, transport):
+    """A commit the hub attributes to nobody has an unknown author, whatever its trailer claims."""
+    trailer = "Fedem-Nonce: 0123\nFedem-Claimed-Author: mallory"
+    commits = [
+        {"id": "a" * 40, "title": "m", "message": trailer, "date": "2026-01-01T00:00:00Z", "authors": []},
+        {"id": "d" * 40, "title": "init", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
+    ]
+
+    def hub_api(request: httpx2.Request) -> httpx2.Response:
+        if "/commits/" in request.url.path:
+            return httpx2.Response(200, json=commits)
+        if request.url.path.endswith("/refs"):
+            return httpx2.Response(200, json={"branches": [], "tags": [], "converts": []})
+        return httpx2.Response(404)
+
+    transport(hub_api)
+    (rev,) = make_hf_hub().revisions("ad")
+    assert rev.author == ""
+    assert "mallory" not in rev.message and rev.message == "m"
