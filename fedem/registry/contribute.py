@@ -89,7 +89,7 @@ def prepare_request(
     git = Git(repo)
     base = git.fetch(remote, branch, f"refs/fedem/remote/{branch}")
     if base is None:
-        raise RegistryError(f"remote {remote!r} has no {branch!r} branch")
+        raise RegistryError(f"remote {redact(remote)!r} has no {branch!r} branch")
     path = adapter_path(name)
     data = git.read_file(base, path)
     if data is None:
@@ -153,7 +153,7 @@ def prepare_request(
     else:
         steps.append("To finish:")
         if not pushed:
-            steps.append(f"  git push {remote} {pr_branch}")
+            steps.append(f"  git push {redact(remote)} {pr_branch}")
         steps.append(f'  gh pr create --base {branch} --head {pr_branch} --title "{title}"')
         if compare:
             steps.append(f"  (or open {compare})")

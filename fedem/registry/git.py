@@ -17,7 +17,9 @@ from pathlib import Path
 
 from fedem.errors import ConflictError, RegistryError
 
-_SECRET_IN_URL = re.compile(r"(://)[^/@\s]+@")
+# Everything between "scheme://" and the last "@" of the authority (the "/" that ends it, or
+# whitespace or a quote): a password may itself hold "@", and all of the user info is hidden.
+_SECRET_IN_URL = re.compile(r"(://)[^/\s'\"]*@")
 # Messages git prints when a push lost a race (remote moved, or its ref lock was taken).
 _LOST_RACE = (
     "[rejected]",
@@ -30,7 +32,11 @@ _LOST_RACE = (
 
 
 def redact(text: str) -> str:
-    """Hide credentials in URLs (``https://x-access-token:TOKEN@github.com`` -> ``https://***@``)."""
+    """Hide credentials in URLs (``https://x-access-token:TOKEN@github.com`` -> ``https://***@``).
+
+    Every message or log line that can hold a remote URL goes through this: in the workflows the
+    remote carries the job's write token, and errors end up in public logs and PR comments.
+    """
     return _SECRET_IN_URL.sub(r"\1***@", text)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from fedem.errors import ConflictError, RegistryError
 from fedem.registry.clock import Clock, SystemClock
-from fedem.registry.git import Git, ensure_repo
+from fedem.registry.git import Git, ensure_repo, redact
 from fedem.registry.model import ADAPTERS_DIR, POLICY_PATH, Adapter, dump_adapter, parse_adapter
 from fedem.registry.policy import Policy, parse_policy
 
@@ -158,7 +158,7 @@ class GitStore:
         head = self.git.fetch(self.remote, self.branch, self.tracking_ref)
         if head is None:
             raise RegistryError(
-                f"remote {self.remote!r} has no {self.branch!r} branch; create it with `fedem registry init`"
+                f"remote {redact(self.remote)!r} has no {self.branch!r} branch; create it with `fedem registry init`"
             )
         return head
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 
 from fedem.registry.clock import ManualClock, format_time
+from fedem.registry.git import Git, redact
 from fedem.registry.model import dump_adapter
 from fedem.registry.ops import reconcile_remote
 from fedem.registry.store import Decision, GitStore
@@ -169,3 +170,57 @@ def test_killed_mid_push_leaves_old_or_new(make_remote, tmp_path, hook_name, exp
     assert (report.commit is not None) == (expect == "old")
     assert len(remote_log(remote)) == len(git(remote, "rev-list", old).splitlines()) + 1
     assert "holder: null" in remote_file(remote, HI)
+
+
+SECRET = "ghs_s3cr3t@with-at"
+TOKEN_URL = f"https://x-access-token:{SECRET}@github.invalid/fedem/fedem.git"
+
+
+def test_redact_hides_all_user_info():
+    assert redact(f"fatal: unable to access '{TOKEN_URL}/': 403") == (
+        "fatal: unable to access 'https://***@github.invalid/fedem/fedem.git/': 403"
+    )
+    assert (
+        redact("https://github.com/fedem/fedem.git and hf://org")
+        == "https://github.com/fedem/fedem.git and hf://org"
+    )
+
+
+def test_remote_credentials_never_reach_a_message(make_remote, tmp_path, monkeypatch):
+    """The workflows' remote URL holds the write token; no error or printed step may show it."""
+    from fedem.errors import FedemError
+    from fedem.registry.contribute import prepare_request
+    from fedem.registry.ops import init_registry
+
+    empty = tmp_path / "empty.git"
+    git(tmp_path, "init", "-q", "--bare", str(empty))
+    remote = make_remote([make_adapter(holder="alice")])
+    # git rewrites the token URL to a local remote, so every code path runs for real, offline.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{empty}.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", TOKEN_URL)
+    messages = []
+
+    def capture(fn, *args, **kw):
+        with pytest.raises(FedemError) as err:
+            fn(*args, **kw)
+        messages.append(str(err.value))
+
+    capture(GitStore(tmp_path / "c1", TOKEN_URL).fetch)  # the remote has no registry branch
+    capture(prepare_request, tmp_path / "c1", "seshu-hi", "alice", remote=TOKEN_URL, open_pr=False)
+    capture(Git(tmp_path / "c1").fetch, TOKEN_URL + ".missing", "registry", "refs/x")  # git fails
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{remote}.insteadOf")  # now one with a registry
+    src = tmp_path / "src-remote.git"  # make_remote's source repo
+    capture(init_registry, src, TOKEN_URL)
+    store = GitStore(tmp_path / "c2", TOKEN_URL)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\necho 'refused push to {TOKEN_URL}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    capture(store.transact, lambda snap: Decision({"registry/x.txt": b"x"}, "x\n"))
+    capture(prepare_request, tmp_path / "c2", "seshu-ta", "alice", remote=TOKEN_URL, open_pr=False)
+    steps = prepare_request(tmp_path / "c2", "seshu-ta", "alice", remote=TOKEN_URL, push=False, open_pr=False)
+    messages.append(steps.steps)
+    assert len(messages) == 7
+    for msg in messages:
+        assert "s3cr3t" not in msg and "with-at" not in msg, msg
+    assert all("https://***@github.invalid" in m for m in messages), messages
