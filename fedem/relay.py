@@ -126,7 +126,8 @@ def pull_adapter(
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.pull-{uuid.uuid4().hex[:8]}"
     try:
-        hub.download(name, rev.id, staging)
+        # The policy's caps, so an oversized revision is refused before it is fetched.
+        hub.download(name, rev.id, staging, max_files=policy.max_files, max_bytes=policy.max_bytes)
         report = _validate_revision(staging, rev, base, policy)
         if dest.exists():
             dest.rmdir()

@@ -22,6 +22,12 @@ from typing import Any
 
 from fedem.errors import HubError
 
+# What ``download`` fetches at most unless told otherwise: the adapter policy's caps
+# (fedem.adapter.policy.DEFAULT_POLICY; a test keeps them equal). They are repeated here because
+# the hub must not import the adapter package, and a hub holds adapters, so nothing bigger travels.
+DOWNLOAD_MAX_FILES = 8
+DOWNLOAD_MAX_BYTES = 512 << 20
+
 
 @dataclasses.dataclass(frozen=True)
 class Revision:
@@ -73,8 +79,20 @@ class Hub(abc.ABC):
         """
 
     @abc.abstractmethod
-    def download(self, repo: str, revision: str | None, dest: Path) -> Path:
-        """Materialize ``revision`` (None: head) into ``dest``; return ``dest``."""
+    def download(
+        self,
+        repo: str,
+        revision: str | None,
+        dest: Path,
+        *,
+        max_files: int = DOWNLOAD_MAX_FILES,
+        max_bytes: int = DOWNLOAD_MAX_BYTES,
+    ) -> Path:
+        """Materialize ``revision`` (None: head) into ``dest``; return ``dest``.
+
+        A revision of more than ``max_files`` files or ``max_bytes`` bytes in all is refused with
+        a one-line HubError *before* any file is fetched, and ``dest`` is not created: a hostile
+        revision must not fill a disk before the adapter validator gets to count."""
 
     @abc.abstractmethod
     def read_file(
@@ -120,6 +138,14 @@ def check_size(size: int, max_bytes: int, what: str) -> None:
     """Refuse a file over ``max_bytes`` before it is read."""
     if size > max_bytes:
         raise HubError(f"{what}: {size:,} bytes, over the {max_bytes:,}-byte cap for small files")
+
+
+def check_download(files: int, size: int, max_files: int, max_bytes: int, what: str) -> None:
+    """Refuse a download of more than ``max_files`` files or ``max_bytes`` bytes before fetching."""
+    if files > max_files:
+        raise HubError(f"cannot download {what}: {files} files, over the cap of {max_files}")
+    if size > max_bytes:
+        raise HubError(f"cannot download {what}: {size:,} bytes, over the cap of {max_bytes:,}")
 
 
 _BACKENDS: dict[str, Callable[..., Hub]] = {}

@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,7 +47,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fedem.errors import ConflictError, HubError
-from fedem.hub.base import Hub, Revision, check_size, register_backend
+from fedem.hub.base import (
+    DOWNLOAD_MAX_BYTES,
+    DOWNLOAD_MAX_FILES,
+    Hub,
+    Revision,
+    check_download,
+    check_size,
+    register_backend,
+)
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, fsync_dir, sha256_tree
 
@@ -317,16 +326,45 @@ class FileHub(Hub):
                     shutil.rmtree(stale, ignore_errors=True)
 
     # -- reading ----------------------------------------------------------------------------------
-    def download(self, repo: str, revision: str | None, dest: Path) -> Path:
+    # Stored revisions are read through file descriptors, never by following names: a co-writer
+    # can swap a file for a symlink (to /dev/zero, to the reader's own files) or a FIFO, and
+    # stat() through a link reports a size that read() need not honour. Each path component is
+    # opened with O_NOFOLLOW relative to its parent, the final fd is fstat'ed and must be a
+    # regular file, and no read goes past the cap.
+    def _open_revision(self, repo: str, rev_id: str) -> int:
+        path = self._repo_dir(repo) / "revisions" / self._check_id(self._repo_dir(repo), rev_id, "a revision")
+        try:
+            return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as err:
+            raise HubError(
+                f"corrupt hub repo {repo!r} on {self.url}: revision {rev_id} is not a directory ({err.strerror})"
+            ) from None
+
+    def download(
+        self,
+        repo: str,
+        revision: str | None,
+        dest: Path,
+        *,
+        max_files: int = DOWNLOAD_MAX_FILES,
+        max_bytes: int = DOWNLOAD_MAX_BYTES,
+    ) -> Path:
         rev = self.resolve(repo, revision)
-        src = self._repo_dir(repo) / "revisions" / rev.id
-        dest = _prepare_dest(Path(dest))
-        with atomic_dir(dest) as tmp:
-            for p in sorted(src.rglob("*")):
-                if p.is_file():
-                    out = tmp / p.relative_to(src)
+        what = f"revision {rev.id[:12]} of {repo!r} on {self.url}"
+        root_fd = self._open_revision(repo, rev.id)
+        try:
+            files = _list_regular_files(root_fd, what)
+            check_download(len(files), sum(size for _, size in files), max_files, max_bytes, what)
+            dest = _prepare_dest(Path(dest))
+            budget = max_bytes
+            with atomic_dir(dest) as tmp:
+                for rel, _ in files:
+                    out = tmp / rel
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(p, out)  # copyfile: the copy is the caller's, so writable
+                    # A plain copy: the caller's copy is writable, unlike the stored revision.
+                    budget -= _copy_capped(_open_regular(root_fd, rel, what), out, budget, what)
+        finally:
+            os.close(root_fd)
         return dest
 
     def read_file(
@@ -334,12 +372,19 @@ class FileHub(Hub):
     ) -> bytes:
         rel = validate_file_path(path)
         rev = self.resolve(repo, revision)
-        target = self._repo_dir(repo) / "revisions" / rev.id / rel
+        what = f"{repo}@{rev.id[:12]}/{rel}"
+        root_fd = self._open_revision(repo, rev.id)
         try:
-            check_size(target.stat().st_size, max_bytes, f"{repo}@{rev.id[:12]}/{rel}")
-            return target.read_bytes()
-        except FileNotFoundError:
-            raise HubError(f"no file {rel!r} in {repo!r} at revision {rev.id}") from None
+            fd = _open_regular(
+                root_fd, rel, what, missing=f"no file {rel!r} in {repo!r} at revision {rev.id}"
+            )
+        finally:
+            os.close(root_fd)
+        with os.fdopen(fd, "rb") as f:
+            check_size(os.fstat(f.fileno()).st_size, max_bytes, what)
+            data = f.read(max_bytes + 1)  # the size may lie (a file growing under us): never read more
+        check_size(len(data), max_bytes, what)
+        return data
 
     def tag(self, repo: str, revision: str, tag: str) -> None:
         validate_tag(tag)
@@ -357,6 +402,73 @@ class FileHub(Hub):
                 ) from None
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _list_regular_files(root_fd: int, what: str) -> list[tuple[str, int]]:
+    """``(repo path, size)`` of every file under the revision open as ``root_fd``, sorted.
+
+    Refuses (HubError) symlinks, special files and files no publish could have stored."""
+    out: list[tuple[str, int]] = []
+
+    def walk(dir_fd: int, prefix: str) -> None:
+        for entry in sorted(os.scandir(dir_fd), key=lambda e: e.name):
+            rel = prefix + entry.name
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                try:
+                    walk(sub, rel + "/")
+                finally:
+                    os.close(sub)
+            elif not stat.S_ISREG(mode):
+                raise HubError(f"cannot download {what}: {rel} is not a regular file (a link or device)")
+            else:
+                try:
+                    validate_file_path(rel)
+                except HubError as err:
+                    raise HubError(f"cannot download {what}: stored file refused ({err})") from None
+                out.append((rel, entry.stat(follow_symlinks=False).st_size))
+
+    walk(root_fd, "")
+    return out
+
+
+def _open_regular(root_fd: int, rel: str, what: str, *, missing: str | None = None) -> int:
+    """An fd of the regular file ``rel`` under ``root_fd``, opened without following any link."""
+    parts = rel.split("/")
+    dir_fd = root_fd
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            if dir_fd != root_fd:
+                os.close(dir_fd)
+            dir_fd = nxt
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer.
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise HubError(missing or f"{what}: missing") from None
+    except OSError as err:  # ELOOP (a symlink), ENOTDIR (a link where a folder should be), ...
+        raise HubError(f"{what}: {rel} is not a regular file ({err.strerror})") from None
+    finally:
+        if dir_fd != root_fd:
+            os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HubError(f"{what}: {rel} is not a regular file (a link or device)")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _copy_capped(fd: int, out: Path, budget: int, what: str) -> int:
+    """Copy the open file ``fd`` (closed here) to ``out``, at most ``budget`` bytes; return the count."""
+    copied = 0
+    with os.fdopen(fd, "rb") as src, open(out, "wb") as dst:
+        while chunk := src.read(min(1 << 20, budget - copied + 1)):
+            copied += len(chunk)
+            if copied > budget:  # the file grew after it was counted
+                raise HubError(f"cannot download {what}: {out.name} grew past the download cap")
+            dst.write(chunk)
+    return copied
 
 
 def _prepare_dest(dest: Path) -> Path:

@@ -20,9 +20,11 @@ Mapping of the hub contract onto git commits on the ``main`` branch:
   ``Fedem-Nonce:`` trailer, so the client can tell its own commit from someone else's after a lost
   response or when ``huggingface_hub`` skips a commit whose files all match the current head.
 - *Tags* are git tags (``create_tag``); an existing tag is never moved.
-- *Downloads* list the revision's tree and fetch each allowed file (``*.safetensors``, ``*.json``,
-  ``*.md``, ``*.yaml``; never pickles) with ``hf_hub_download`` at that commit, into the HF cache,
-  then copy them into ``dest`` atomically.
+- *Downloads* list the revision's tree with sizes and fetch each allowed file (``*.safetensors``,
+  ``*.json``, ``*.md``, ``*.yaml``; never pickles) with ``hf_hub_download`` at that commit, into the
+  HF cache, then copy them into ``dest`` atomically. The file count and total size are checked
+  against the caps from the listing, before anything is fetched, and again against what arrived;
+  ``read_file`` likewise asks the file's size (``paths-info``) before fetching it.
 
 Token and endpoint resolve as in ``huggingface_hub`` (``HF_TOKEN`` or the CLI login;
 ``HF_ENDPOINT``). 429, 5xx and connection errors are retried with bounded, jittered exponential
@@ -43,7 +45,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx2
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, hf_hub_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    RepoFile,
+    constants,
+    hf_hub_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -55,7 +64,15 @@ from huggingface_hub.errors import (
 )
 
 from fedem.errors import ConflictError, HubError
-from fedem.hub.base import Hub, Revision, check_size, register_backend
+from fedem.hub.base import (
+    DOWNLOAD_MAX_BYTES,
+    DOWNLOAD_MAX_FILES,
+    Hub,
+    Revision,
+    check_download,
+    check_size,
+    register_backend,
+)
 from fedem.hub.rules import (
     is_allowed_file,
     publishable_files,
@@ -292,23 +309,55 @@ class HfHub(Hub):
             )
         )
 
-    def download(self, repo: str, revision: str | None, dest: Path) -> Path:
+    def _sizes(self, rid: str, rev_id: str, max_files: int, what: str) -> list[tuple[str, int]]:
+        """``(path, size)`` of the allowed files of a revision, from the Hub's tree listing.
+
+        Every file but ``.gitattributes`` counts toward ``max_files`` (others are skipped, never
+        fetched), and the listing stops as soon as the count is over it: a repo of a million files
+        is refused after one page, not after listing them all."""
+
+        def listing() -> list[tuple[str, int]]:
+            out, files = [], 0
+            for entry in self.api.list_repo_tree(rid, revision=rev_id, recursive=True):
+                if not isinstance(entry, RepoFile) or entry.path == ".gitattributes":
+                    continue
+                files += 1
+                check_download(files, 0, max_files, 1, what)
+                if is_allowed_file(entry.path):
+                    out.append((entry.path, _size(entry)))
+            return sorted(out)
+
+        return self._call(f"list files of {rid}@{rev_id}", listing)
+
+    def download(
+        self,
+        repo: str,
+        revision: str | None,
+        dest: Path,
+        *,
+        max_files: int = DOWNLOAD_MAX_FILES,
+        max_bytes: int = DOWNLOAD_MAX_BYTES,
+    ) -> Path:
         rid = self.repo_id(repo)
         rev = self.resolve(repo, revision)
-        tree = self._call(
-            f"list files of {rid}@{rev.id}", lambda: self.api.list_repo_files(rid, revision=rev.id)
-        )
-        wanted = sorted(p for p in tree if is_allowed_file(p))
+        what = f"revision {rev.id[:12]} of {repo!r} on {self.url}"
+        wanted = self._sizes(rid, rev.id, max_files, what)
+        check_download(len(wanted), sum(size for _, size in wanted), max_files, max_bytes, what)
         dest = Path(dest)
         if dest.exists():
             if not dest.is_dir() or any(dest.iterdir()):
                 raise HubError(f"cannot download into {dest}: it exists and is not an empty directory")
             dest.rmdir()
+        fetched = 0
         with atomic_dir(dest) as tmp:
-            for rel in wanted:
+            for rel, _ in wanted:
                 out = tmp / validate_file_path(rel)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self._fetch(rid, rel, rev.id), out)  # follows the cache's symlinks
+                local = self._fetch(rid, rel, rev.id)
+                # The listing's size is the Hub's word; what arrived is checked too.
+                fetched += local.stat().st_size
+                check_download(len(wanted), fetched, max_files, max_bytes, what)
+                shutil.copyfile(local, out)  # follows the cache's symlinks
         return dest
 
     def read_file(
@@ -317,9 +366,21 @@ class HfHub(Hub):
         rel = validate_file_path(path)
         rid = self.repo_id(repo)
         rev = self.resolve(repo, revision)
-        local = self._fetch(rid, rel, rev.id)  # on disk, not yet in memory
-        check_size(local.stat().st_size, max_bytes, f"{rid}@{rev.id[:12]}/{rel}")
-        return local.read_bytes()
+        what = f"{rid}@{rev.id[:12]}/{rel}"
+        info = self._call(
+            f"look up {rel} in {rid}@{rev.id}",
+            lambda: self.api.get_paths_info(rid, [rel], revision=rev.id),
+        )
+        entry = next((e for e in info if isinstance(e, RepoFile) and e.path == rel), None)
+        if entry is None:
+            raise HubError(f"no file {rel!r} in {rid} at revision {rev.id}")
+        check_size(_size(entry), max_bytes, what)  # before fetching: the cap protects the disk too
+        local = self._fetch(rid, rel, rev.id)
+        check_size(local.stat().st_size, max_bytes, what)
+        with open(local, "rb") as f:
+            data = f.read(max_bytes + 1)
+        check_size(len(data), max_bytes, what)
+        return data
 
     def tag(self, repo: str, revision: str, tag: str) -> None:
         validate_tag(tag)
@@ -348,6 +409,11 @@ class HfHub(Hub):
             current = existing()  # lost a race, or a lost response hid our own success
             if current != rev.id:
                 raise refuse(current or "?") from None
+
+
+def _size(entry: RepoFile) -> int:
+    # For an LFS file the Hub reports both sizes; take the larger, so a pointer never hides a blob.
+    return max(entry.size or 0, entry.lfs.size if entry.lfs is not None else 0)
 
 
 def _trailer(message: str | None, key: str) -> str | None:

@@ -15,7 +15,9 @@ What it serves (model repos only, all state in memory, one lock around every mut
 - ``POST .../commit/{rev}``: the NDJSON body (header, file, deletedFile, deletedFolder); a
   ``parentCommit`` that is not the branch head is refused with 412, as the Hub does;
 - ``GET .../commits/{rev}`` (newest first), ``GET .../refs``, ``POST .../tag/{rev}`` (409 if taken);
-- ``GET .../tree/{rev}`` (recursive, files only) and ``HEAD|GET /{repo}/resolve/{rev}/{path}``;
+- ``GET .../tree/{rev}`` (always recursive, files only, with sizes, one page) and
+  ``POST .../paths-info/{rev}`` (files and folders among the asked paths, with sizes);
+- ``HEAD|GET /{repo}/resolve/{rev}/{path}``;
 - one fault: ``lose_commit_responses = N`` applies the next N commits but answers 500.
 
 What it does not do: LFS or Xet uploads, pagination, branches other than ``main``, pull
@@ -37,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from urllib.parse import parse_qs
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -313,6 +316,24 @@ class FakeHub:
                 {"type": "file", "path": p, "size": len(b), "oid": git_blob_oid(b)}
                 for p, b in sorted(found[1].tree.items())
             ]
+
+        @app.post("/api/models/{org}/{name}/paths-info/{rev}")
+        async def paths_info(org: str, name: str, rev: str, request: Request):
+            # A form body (paths=a&paths=b&expand=...); paths that do not exist are left out.
+            paths = parse_qs((await request.body()).decode()).get("paths", [])
+            with hub.lock:
+                found = hub._lookup(f"{org}/{name}", rev)
+            if isinstance(found, JSONResponse):
+                return found
+            tree, out = found[1].tree, []
+            for p in paths:
+                if p in tree:
+                    out.append(
+                        {"type": "file", "path": p, "size": len(tree[p]), "oid": git_blob_oid(tree[p])}
+                    )
+                elif any(f.startswith(p.rstrip("/") + "/") for f in tree):
+                    out.append({"type": "directory", "path": p, "oid": hashlib.sha1(p.encode()).hexdigest()})
+            return out
 
         @app.api_route("/{org}/{name}/resolve/{rev}/{path:path}", methods=["GET", "HEAD"])
         def resolve(org: str, name: str, rev: str, path: str, request: Request):

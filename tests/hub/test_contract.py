@@ -213,3 +213,51 @@ def test_push_race_exactly_one_wins(hub, folders, tmp_path, start, same_content)
     assert len(winners) == 1 and len(losers) == 1, results
     assert hub.head("ad").id == winners[0].id and winners[0].parent == parent
     assert [sha256_tree(f) for f in racers] == hashes  # the loser's work is intact locally
+
+
+def test_download_caps_are_checked_before_fetching(hub, folders, tmp_path, request):
+    """A revision with too many or too large files is refused before any file is fetched."""
+    hub.create_repo("ad")
+    hub.publish("ad", folders["v1"], message="m", parent=None, author="alice")
+    total = sum(len(b) for b in V1.values())
+    fake = request.getfixturevalue("hf_env").hub if hub.url.startswith("hf://") else None
+    if fake is not None:
+        fake.requests.clear()
+    with pytest.raises(HubError) as err:
+        hub.download("ad", None, tmp_path / "few", max_files=len(V1) - 1)
+    assert f"over the cap of {len(V1) - 1}" in one_line(err)
+    with pytest.raises(HubError) as err:
+        hub.download("ad", None, tmp_path / "small", max_bytes=total - 1)
+    assert f"{total:,} bytes" in one_line(err) and "'ad'" in one_line(err)
+    assert not (tmp_path / "few").exists() and not (tmp_path / "small").exists()
+    if fake is not None:
+        assert not [p for _, p in fake.requests if "/resolve/" in p]  # nothing was fetched
+    hub.download("ad", None, tmp_path / "exact", max_files=len(V1), max_bytes=total)
+    assert read_folder(tmp_path / "exact") == V1
+
+
+def test_download_caps_default_to_the_adapter_policy():
+    import inspect
+
+    from fedem.adapter.policy import DEFAULT_POLICY
+    from fedem.hub.base import DOWNLOAD_MAX_BYTES, DOWNLOAD_MAX_FILES, Hub
+
+    assert (DEFAULT_POLICY.max_files, DEFAULT_POLICY.max_bytes) == (DOWNLOAD_MAX_FILES, DOWNLOAD_MAX_BYTES)
+    params = inspect.signature(Hub.download).parameters
+    assert (
+        params["max_files"].default == DOWNLOAD_MAX_FILES
+        and params["max_bytes"].default == DOWNLOAD_MAX_BYTES
+    )
+
+
+def test_read_file_cap_is_checked_before_fetching(hub, folders, request):
+    hub.create_repo("ad")
+    hub.publish("ad", folders["v1"], message="m", parent=None, author="alice")
+    fake = request.getfixturevalue("hf_env").hub if hub.url.startswith("hf://") else None
+    if fake is not None:
+        fake.requests.clear()
+    with pytest.raises(HubError) as err:
+        hub.read_file("ad", "adapter_model.safetensors", max_bytes=10)
+    assert "cap for small files" in one_line(err)
+    if fake is not None:
+        assert not [p for _, p in fake.requests if "/resolve/" in p]

@@ -249,3 +249,57 @@ def test_revision_ids_stay_inside_the_repo(fhub, tmp_path):
     with pytest.raises(HubError, match="not a revision id"):
         fhub.download("ad", None, tmp_path / "out")
     assert not (tmp_path / "out").exists() and (victim / "adapter_config.json").exists()
+
+
+# -- links and special files inside a stored revision ----------------------------------------------
+def _swap_in(hub: FileHub, rev_id: str, rel: str, make) -> None:
+    rev_dir = hub.root / "ad" / "revisions" / rev_id
+    target = rev_dir / rel
+    target.parent.chmod(0o755)
+    target.unlink()
+    make(target)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda p: p.symlink_to("/dev/zero"), id="symlink-to-dev-zero"),
+        pytest.param(lambda p: p.symlink_to(p.parent.parent.parent / "HEAD"), id="symlink-to-a-file"),
+        pytest.param(lambda p: os.mkfifo(p), id="fifo"),
+    ],
+)
+def test_read_file_and_download_refuse_links_and_special_files(fhub, tmp_path, make):
+    r1 = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    _swap_in(fhub, r1.id, "adapter_config.json", make)
+    with pytest.raises(HubError) as err:
+        fhub.read_file("ad", "adapter_config.json")
+    assert "adapter_config.json" in str(err.value) and "not a regular file" in str(err.value)
+    with pytest.raises(HubError) as err:
+        fhub.download("ad", None, tmp_path / "out")
+    assert "adapter_config.json" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_refuses_a_linked_revision_folder_and_stray_files(fhub, tmp_path):
+    r1 = fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
+    rev_dir = fhub.root / "ad" / "revisions" / r1.id
+    rev_dir.chmod(0o755)
+    (rev_dir / "sub").mkdir()
+    (rev_dir / "sub" / "x.json").symlink_to(rev_dir / "adapter_config.json")
+    with pytest.raises(HubError, match="sub/x.json"):
+        fhub.download("ad", None, tmp_path / "out")
+    (rev_dir / "sub" / "x.json").unlink()
+    (rev_dir / "sub" / "x.bin").write_bytes(b"pickle")
+    with pytest.raises(HubError, match="sub/x.bin"):
+        fhub.download("ad", None, tmp_path / "out")
+    (rev_dir / "sub" / "x.bin").unlink()
+    (rev_dir / "sub").rmdir()
+    victim = make_folder(tmp_path / "victim", {"adapter_config.json": b"{}"})
+    os.rename(rev_dir, tmp_path / "moved")
+    rev_dir.symlink_to(victim)
+    with pytest.raises(HubError, match="not a directory"):
+        fhub.download("ad", None, tmp_path / "out")
+    with pytest.raises(HubError, match="not a directory"):
+        fhub.read_file("ad", "adapter_config.json")
+    assert not (tmp_path / "out").exists()

@@ -272,3 +272,14 @@ def test_cache_folder_resolving_elsewhere_is_refused(file_hub, adapter_pkg, tmp_
         _cached_pull(file_hub, "demo", rev, None, DEFAULT_POLICY, tmp_path / "cache")
     assert "outside the cache" in one_line(err)
     assert (elsewhere / rev.id / "thesis.txt").read_text() == "precious"
+
+
+def test_pull_applies_the_policy_caps_before_downloading(file_hub, adapter_pkg, tmp_path):
+    from fedem.adapter.policy import AdapterPolicy
+
+    push_adapter(file_hub, "demo", adapter_pkg)
+    files = len(list(adapter_pkg.iterdir()))
+    with pytest.raises(HubError) as err:  # a HubError from the hub, not the validator's AdapterRejected
+        pull_adapter(file_hub, "demo", output=tmp_path / "out", policy=AdapterPolicy(max_files=files - 1))
+    assert "over the cap" in one_line(err)
+    assert not (tmp_path / "out").exists() and list(tmp_path.glob(".out*")) == []
