@@ -341,9 +341,9 @@ def _push_parent(hub: Hub, name: str, folder: Path, recorded: str | None, explic
 def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Path) -> None:
     """A hop must keep its parent's base and LoRA shape; checked from the parent's small files."""
     try:
-        theirs = json.loads(hub.read_file(name, pkg.PROVENANCE, parent_id))
-        their_cfg = json.loads(hub.read_file(name, pkg.CONFIG, parent_id))
-    except ValueError:
+        theirs = pkg.parse_json_object(hub.read_file(name, pkg.PROVENANCE, parent_id), pkg.PROVENANCE)
+        their_cfg = pkg.parse_json_object(hub.read_file(name, pkg.CONFIG, parent_id), pkg.CONFIG)
+    except AdapterRejected:
         return  # an unreadable parent record cannot vouch for anything; the CAS still protects the chain
     for field in ("base.arch", "base.sha256"):
         if pkg.get_path(theirs, field) != pkg.get_path(meta, field):
@@ -371,12 +371,10 @@ def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path, 
         desc = f"{_short(head.id)} by {_who(head)} at {_when(head.time)}"
         moved = f"its head is now {desc}"
         try:
-            if (
-                json.loads(hub.read_file(name, pkg.PROVENANCE, head.id)).get("weights_sha256")
-                == weights_sha256
-            ):
+            theirs = pkg.parse_json_object(hub.read_file(name, pkg.PROVENANCE, head.id), pkg.PROVENANCE)
+            if theirs.get("weights_sha256") == weights_sha256:
                 return f"adapter {name!r} on {hub.url}: {folder} is already published as its head ({desc})"
-        except (FedemError, ValueError, AttributeError):
+        except FedemError:
             pass  # an unreadable head record just means it is not ours
     return (
         f"adapter {name!r} on {hub.url} moved on: {moved}, not your parent {_short(parent_id)}; "

@@ -91,6 +91,8 @@ def read_header(
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as err:
         raise AdapterRejected(f"{where}: malformed safetensors header ({err})") from None
+    except RecursionError:  # deep nesting exhausts the parser's stack; not a ValueError
+        raise AdapterRejected(f"{where}: malformed safetensors header (nested too deeply)") from None
     if not isinstance(header, dict):
         raise AdapterRejected(f"{where}: safetensors header is not a JSON object")
     meta = header.pop("__metadata__", {})

@@ -8,11 +8,11 @@ its own id. A record whose parent disagrees with the hub's is flagged, never tru
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 
 from fedem.adapter import package as pkg
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
-from fedem.errors import HubError
+from fedem.errors import FedemError
 from fedem.hub import Hub, Revision, open_hub
 from fedem.hub.rules import validate_tag
 
@@ -51,24 +51,35 @@ def lineage(hub: str | Hub, name: str, *, policy: AdapterPolicy = DEFAULT_POLICY
     out = []
     for rev in hub.revisions(name):
         try:
-            raw = hub.read_file(name, pkg.PROVENANCE, rev.id)
-            meta = json.loads(raw) if len(raw) <= policy.max_text_bytes else {}
-        except (HubError, ValueError):
+            raw = hub.read_file(name, pkg.PROVENANCE, rev.id, max_bytes=policy.max_text_bytes)
+            meta = pkg.parse_json_object(raw, f"{pkg.PROVENANCE} of {rev.id[:12]}")
+        except FedemError:  # missing, oversized or hostile: shown as unknown, never a crash
             meta = {}
-        meta = meta if isinstance(meta, dict) else {}
         out.append(
             LineageEntry(
                 revision=rev,
-                contributor=pkg.get_path(meta, "contributor"),
+                contributor=_typed(meta, "contributor", str),
                 base=_base_label(meta),
-                steps=pkg.get_path(meta, "metrics.steps"),
-                tokens=pkg.get_path(meta, "metrics.tokens"),
-                bpb_before=pkg.get_path(meta, "metrics.bpb_before"),
-                bpb_after=pkg.get_path(meta, "metrics.bpb_after"),
+                steps=_typed(meta, "metrics.steps", int),
+                tokens=_typed(meta, "metrics.tokens", int),
+                bpb_before=_typed(meta, "metrics.bpb_before", float),
+                bpb_after=_typed(meta, "metrics.bpb_after", float),
                 parent_matches=bool(meta) and pkg.parent_revision(meta) == rev.parent,
             )
         )
     return out
+
+
+def _typed(meta: dict, dotted: str, kind: type):
+    """A recorded field if it has the expected type, else None. Nothing here was validated (any
+    hub writer can publish any fedem.json), and a wrong type must show as unknown, not crash
+    the table. bool is refused as a number; a float must be finite."""
+    v = pkg.get_path(meta, dotted)
+    if kind is str:
+        return v if isinstance(v, str) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int):
+        return None
+    return float(v) if kind is float and math.isfinite(v) else (v if kind is int else None)
 
 
 def _base_label(meta: dict) -> str | None:

@@ -65,12 +65,23 @@ def read_json(path: Path, *, max_bytes: int) -> dict:
     size = path.stat().st_size
     if size > max_bytes:
         raise AdapterRejected(f"{path.name}: {size:,} bytes exceeds the cap of {max_bytes:,} for a text file")
+    return parse_json_object(path.read_bytes(), path.name)
+
+
+def parse_json_object(raw: bytes, where: str) -> dict:
+    """The JSON object in ``raw``; AdapterRejected (one line) for anything else.
+
+    Hostile input is expected: bytes that are not UTF-8, malformed JSON, nesting deep enough to
+    exhaust the parser's recursion (RecursionError, which is not a ValueError), or a non-object.
+    """
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise AdapterRejected(f"{path.name}: invalid JSON ({err})") from None
+        raise AdapterRejected(f"{where}: invalid JSON ({err})") from None
+    except RecursionError:
+        raise AdapterRejected(f"{where}: invalid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
-        raise AdapterRejected(f"{path.name}: expected a JSON object")
+        raise AdapterRejected(f"{where}: expected a JSON object")
     return data
 
 

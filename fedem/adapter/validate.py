@@ -18,6 +18,7 @@ Each refusal is an :class:`~fedem.errors.AdapterRejected` with a specific one-li
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter
 from fedem.errors import AdapterRejected, ConfigError
 from fedem.io import sha256_file
 from fedem.model.seshu import PICKLE_SUFFIXES
-from fedem.train.lora import check_targets
+from fedem.train.lora import SAFE_TARGETS, check_targets
 
 # adapter_config.json fields that change what the weights mean while fedem's loader (which
 # rebuilds the LoraConfig from r, alpha, dropout and targets) would ignore them.
@@ -108,8 +109,9 @@ def validate_adapter(
             f"{pkg.WEIGHTS}: sha256 {sha[:12]}… does not match fedem.json weights_sha256 "
             f"{str(meta['weights_sha256'])[:12]}… (weights were altered after training)"
         )
+    arch = _check_arch(meta["base"]["arch"])
+    metrics = _check_metrics(meta["metrics"])
     cfg = pkg.read_json(folder / pkg.CONFIG, max_bytes=policy.max_text_bytes)
-    arch = str(meta["base"]["arch"])
     r, alpha, targets = _check_lora_config(cfg, arch, policy)
     info = as_base_info(base)
     if info is not None:
@@ -122,7 +124,6 @@ def validate_adapter(
     else:
         _check_keys_self(tensors, targets, r)
     _check_finite(weights, tensors)
-    metrics = meta["metrics"]
     return AdapterReport(
         folder=folder,
         name=recorded,
@@ -138,8 +139,8 @@ def validate_adapter(
         base_checked=info is not None,
         parent_revision=pkg.parent_revision(meta),
         contributor=str(meta["contributor"]),
-        bpb_before=float(metrics["bpb_before"]),
-        bpb_after=float(metrics["bpb_after"]),
+        bpb_before=metrics["bpb_before"],
+        bpb_after=metrics["bpb_after"],
     )
 
 
@@ -182,6 +183,39 @@ def _check_files(folder: Path, policy: AdapterPolicy) -> int:
     if extra:
         raise AdapterRejected(f"{extra[0]}: unexpected weights file; an adapter holds only {pkg.WEIGHTS}")
     return total
+
+
+def _check_arch(arch: object) -> str:
+    # Checked before anything looks the arch up (target policy, base shapes): a hostile record
+    # must be refused in one line, not crash a dict lookup.
+    if not isinstance(arch, str) or arch not in SAFE_TARGETS:
+        raise AdapterRejected(
+            f"{pkg.PROVENANCE}: base.arch {str(arch)[:40]!r} is not a supported architecture "
+            f"(expected one of {', '.join(sorted(SAFE_TARGETS))})"
+        )
+    return arch
+
+
+def _check_metrics(metrics: object) -> dict:
+    """The recorded metrics, type-checked: they are shown, compared and gated on downstream."""
+    if not isinstance(metrics, dict):
+        raise AdapterRejected(f"{pkg.PROVENANCE}: metrics must be an object")
+    out = dict(metrics)
+    for field in ("bpb_before", "bpb_after"):
+        v = metrics[field]
+        # bool is an int to Python, and NaN/inf pass float(): neither is a measurement.
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise AdapterRejected(
+                f"{pkg.PROVENANCE}: metrics.{field} must be a finite number (got {str(v)[:40]!r})"
+            )
+        out[field] = float(v)
+    for field in ("steps", "tokens"):
+        v = metrics[field]
+        if type(v) is not int or v < 0:
+            raise AdapterRejected(
+                f"{pkg.PROVENANCE}: metrics.{field} must be a non-negative integer (got {str(v)[:40]!r})"
+            )
+    return out
 
 
 def _check_lora_config(cfg: dict, arch: str, policy: AdapterPolicy) -> tuple[int, float, tuple[str, ...]]:

@@ -283,3 +283,39 @@ def test_pull_applies_the_policy_caps_before_downloading(file_hub, adapter_pkg, 
         pull_adapter(file_hub, "demo", output=tmp_path / "out", policy=AdapterPolicy(max_files=files - 1))
     assert "over the cap" in one_line(err)
     assert not (tmp_path / "out").exists() and list(tmp_path.glob(".out*")) == []
+
+
+DEEP_JSON = b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+WRONG_TYPES = json.dumps(
+    {
+        "contributor": {"x": 1},
+        "metrics": {"steps": "many", "tokens": 1.5, "bpb_before": "a", "bpb_after": None},
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    "record", [DEEP_JSON, b"[1, 2]", b"\xff", WRONG_TYPES], ids=["deep", "list", "not-utf8", "wrong-types"]
+)
+def test_hostile_records_on_the_hub_never_crash_lineage_or_push(file_hub, adapter_pkg, tmp_path, record):
+    """Someone publishes unparseable fedem.json / adapter_config.json straight through the hub API."""
+    hostile = copy_adapter(adapter_pkg, tmp_path / "hostile")
+    for name in ("fedem.json", "adapter_config.json"):
+        (hostile / name).write_bytes(record)
+    file_hub.create_repo("demo")
+    r1 = file_hub.publish("demo", hostile, message="m", parent=None, author="mallory")
+    (entry,) = lineage(file_hub, "demo")
+    assert entry.revision == r1 and entry.contributor is None and entry.steps is None
+    assert entry.bpb_before is None and entry.bpb_delta is None
+    assert "?" in format_lineage([entry])
+    # A fresh adapter pushed on top (--parent) meets the hostile parent record: no traceback. An
+    # unreadable record vouches for nothing (the push goes on); a readable one that names no
+    # base is a different base.
+    if record == WRONG_TYPES:
+        with pytest.raises(AdapterRejected) as err:
+            push_adapter(file_hub, "demo", adapter_pkg, parent=r1.id)
+        assert one_line(err).startswith("different base")
+    else:
+        assert push_adapter(file_hub, "demo", adapter_pkg, parent=r1.id).parent == r1.id

@@ -247,3 +247,51 @@ def test_symlink_and_subfolder_rejected(bad, tmp_path):
     (bad / "sub").rmdir()
     (bad / "link.json").symlink_to(tmp_path)
     assert "symlinks are refused" in rejected(bad)
+
+
+# -- hostile provenance and headers: always a one-line AdapterRejected, never another exception ----------
+DEEP = 100_000  # far past Python's recursion limit, far under the 1 MiB text cap
+
+
+def _deep(depth: int = DEEP) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("file", ["fedem.json", "adapter_config.json"])
+def test_deeply_nested_json_rejected(bad, file):
+    text = (bad / file).read_text()
+    (bad / file).write_text(text[:-1].rstrip().rstrip("}") + f', "deep": {_deep()}}}')
+    assert f"{file}: invalid JSON" in rejected(bad)
+
+
+def test_deeply_nested_safetensors_header_rejected(bad):
+    weights = bad / "adapter_model.safetensors"
+    raw = ('{"a": ' + _deep() + "}").encode()
+    weights.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    edit_json(bad, "fedem.json", lambda m: m.__setitem__("weights_sha256", sha256_file(weights)))
+    assert "malformed safetensors header" in rejected(bad)
+
+
+@pytest.mark.parametrize("arch", ["llama", ["mamba2"], 7])
+def test_unknown_arch_rejected(bad, arch):
+    edit_json(bad, "fedem.json", lambda m: m["base"].__setitem__("arch", arch))
+    assert "base.arch" in rejected(bad) and "not a supported architecture" in rejected(bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bpb_before", "abc"),
+        ("bpb_after", "1.5"),
+        ("bpb_after", {"x": 1}),
+        ("bpb_after", True),
+        ("bpb_before", float("nan")),
+        ("bpb_after", float("inf")),
+        ("steps", "many"),
+        ("steps", -1),
+        ("tokens", 1.5),
+    ],
+)
+def test_bad_metrics_rejected(bad, field, value):
+    edit_json(bad, "fedem.json", lambda m: m["metrics"].__setitem__(field, value))
+    assert f"fedem.json: metrics.{field}" in rejected(bad)
