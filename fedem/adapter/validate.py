@@ -226,8 +226,16 @@ def _check_lora_config(cfg: dict, arch: str, policy: AdapterPolicy) -> tuple[int
         raise AdapterRejected(f"{pkg.CONFIG}: r must be a positive integer (got {r!r})")
     if r > policy.max_rank:
         raise AdapterRejected(f"{pkg.CONFIG}: rank r={r} exceeds the policy maximum of {policy.max_rank}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise AdapterRejected(f"{pkg.CONFIG}: lora_alpha must be a positive number (got {alpha!r})")
+    # An integer: fedem's loader (fedem.train.lora.LoraSpec) keeps alpha as an int, so 16.9
+    # would be trained and merged as 16, a different scale than its author used. 16.0 is fine.
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not math.isfinite(alpha)
+        or alpha != int(alpha)
+        or not alpha > 0
+    ):
+        raise AdapterRejected(f"{pkg.CONFIG}: lora_alpha must be a positive integer (got {alpha!r})")
     for field, allowed in _MUST_BE_OFF.items():
         if cfg.get(field) not in allowed:
             raise AdapterRejected(

@@ -87,13 +87,15 @@ def read_adapter_config(path: Path, arch: str) -> LoraSpec:
     targets = [targets] if isinstance(targets, str) else sorted(targets)
     check_targets(targets, arch, field=f"{path / ADAPTER_CONFIG}: target_modules")
     try:
+        if int(cfg["lora_alpha"]) != cfg["lora_alpha"]:  # int() would silently turn 16.9 into 16
+            raise ValueError(f"lora_alpha {cfg['lora_alpha']!r} is not an integer")
         return LoraSpec(
             r=int(cfg["r"]),
             alpha=int(cfg["lora_alpha"]),
             dropout=float(cfg.get("lora_dropout", 0.0)),
             targets=tuple(targets),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError) as err:  # OverflowError: int(inf)
         raise ModelError(f"{path / ADAPTER_CONFIG}: bad LoRA fields ({err})") from None
 
 

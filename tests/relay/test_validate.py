@@ -295,3 +295,26 @@ def test_unknown_arch_rejected(bad, arch):
 def test_bad_metrics_rejected(bad, field, value):
     edit_json(bad, "fedem.json", lambda m: m["metrics"].__setitem__(field, value))
     assert f"fedem.json: metrics.{field}" in rejected(bad)
+
+
+@pytest.mark.parametrize("alpha", [16.9, 0.5, 8.25])
+def test_fractional_lora_alpha_rejected(bad, alpha):
+    """fedem's loader keeps alpha as an int, so 16.9 would silently train as 16: refuse it."""
+    edit_json(bad, "adapter_config.json", lambda c: c.__setitem__("lora_alpha", alpha))
+    assert f"lora_alpha must be a positive integer (got {alpha!r})" in rejected(bad)
+
+
+def test_integral_lora_alpha_accepted(bad):
+    edit_json(bad, "adapter_config.json", lambda c: c.__setitem__("lora_alpha", 16.0))
+    assert validate_adapter(bad).alpha == 16.0
+
+
+@pytest.mark.parametrize("alpha", [16.9, 0.5, float("inf")])
+def test_loader_refuses_fractional_lora_alpha(bad, alpha):
+    from fedem.errors import ModelError
+    from fedem.train.lora import read_adapter_config
+
+    edit_json(bad, "adapter_config.json", lambda c: c.__setitem__("lora_alpha", alpha))
+    with pytest.raises(ModelError) as err:
+        read_adapter_config(bad, "mamba2")
+    assert "adapter_config.json: bad LoRA fields" in one_line(err)
