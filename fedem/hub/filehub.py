@@ -332,7 +332,8 @@ class FileHub(Hub):
     # opened with O_NOFOLLOW relative to its parent, the final fd is fstat'ed and must be a
     # regular file, and no read goes past the cap.
     def _open_revision(self, repo: str, rev_id: str) -> int:
-        path = self._repo_dir(repo) / "revisions" / self._check_id(self._repo_dir(repo), rev_id, "a revision")
+        repo_dir = self._repo_dir(repo)
+        path = repo_dir / "revisions" / self._check_id(repo_dir, rev_id, "a revision")
         try:
             return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as err:
