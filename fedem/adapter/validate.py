@@ -246,7 +246,7 @@ def _check_lora_config(cfg: dict, arch: str, policy: AdapterPolicy) -> tuple[int
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
         raise AdapterRejected(f"{pkg.CONFIG}: target_modules must be a non-empty list of module names")
     try:
-        check_targets(targets, arch, field=f"{pkg.CONFIG}: target_modules")
+        check_targets(targets, _check_arch(arch), field=f"{pkg.CONFIG}: target_modules")
     except ConfigError as err:
         raise AdapterRejected(str(err)) from None
     return r, float(alpha), tuple(sorted(set(targets)))
