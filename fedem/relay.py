@@ -87,7 +87,8 @@ def _when(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _who(rev: Revision) -> str:
+def author_label(rev: Revision) -> str:
+    """A revision's author for messages; the hub may attribute nobody."""
     return rev.author or "(author unknown to the hub)"
 
 
@@ -187,7 +188,7 @@ def relay_finetune(
         head = _head_if_exists(hub, name)
         if head is not None:
             raise FedemError(
-                f"adapter {name!r} already exists on {hub.url} (head {_short(head.id)} by {_who(head)}); "
+                f"adapter {name!r} already exists on {hub.url} (head {_short(head.id)} by {author_label(head)}); "
                 "drop --new to continue it"
             )
         if cfg.lora.r > policy.max_rank:  # refuse now, not after training an adapter nobody can push
@@ -215,7 +216,9 @@ def relay_finetune(
             "author": parent_rev.author,
             "time": parent_rev.time.isoformat(),
         }
-        log(f"continuing {name}@{_short(parent_rev.id)} by {_who(parent_rev)} ({_when(parent_rev.time)})")
+        log(
+            f"continuing {name}@{_short(parent_rev.id)} by {author_label(parent_rev)} ({_when(parent_rev.time)})"
+        )
     result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_dict)
     out = Path(cfg.output) / "adapter"
     # Hub facts jobs.finetune cannot know: the base's hub name, inherited along the chain.
@@ -368,7 +371,7 @@ def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path, 
     if head is None:
         moved = "its head moved"
     else:
-        desc = f"{_short(head.id)} by {_who(head)} at {_when(head.time)}"
+        desc = f"{_short(head.id)} by {author_label(head)} at {_when(head.time)}"
         moved = f"its head is now {desc}"
         try:
             theirs = pkg.parse_json_object(hub.read_file(name, pkg.PROVENANCE, head.id), pkg.PROVENANCE)

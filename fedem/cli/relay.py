@@ -113,12 +113,12 @@ def register(main: click.Group) -> None:
         hub_url: str, revision: str | None, output: str | None, base_dir: str | None, name: str
     ) -> None:
         """Download adapter NAME from the hub and validate it."""
-        from fedem.relay import pull_adapter
+        from fedem.relay import author_label, pull_adapter
 
         pulled = pull_adapter(hub_url, name, revision, output=output, base=base_dir)
         rep, rev = pulled.report, pulled.revision
         click.echo(
-            f"pulled {name}@{rev.id[:12]} by {rev.author} into {pulled.folder} "
+            f"pulled {name}@{rev.id[:12]} by {author_label(rev)} into {pulled.folder} "
             f"(r={rep.rank}, {rep.parameters:,} params, bits/byte {rep.bpb_before:.4f} -> {rep.bpb_after:.4f})"
         )
 
@@ -134,10 +134,12 @@ def register(main: click.Group) -> None:
     @click.argument("folder", metavar="DIR", type=click.Path())
     def push_cmd(hub_url: str, message: str | None, parent: str | None, name: str, folder: str) -> None:
         """Validate adapter DIR and publish it as the next revision of NAME."""
-        from fedem.relay import push_adapter
+        from fedem.relay import author_label, push_adapter
 
         rev = push_adapter(hub_url, name, folder, message=message, parent=parent)
-        click.echo(f"published {name}@{rev.id[:12]} (parent {(rev.parent or '-')[:12]}) by {rev.author}")
+        click.echo(
+            f"published {name}@{rev.id[:12]} (parent {(rev.parent or '-')[:12]}) by {author_label(rev)}"
+        )
 
     @main.command("lineage")
     @_hub_option
