@@ -14,18 +14,18 @@ from fedem.train.engine import lr_at, run_training
 QUIET = {"progress": False, "log": lambda *_: None}
 
 
-def test_gradient_accumulation_equals_the_larger_batch(tiny_data, tiny_train, tmp_path):
-    def run(name, **train):
-        cfg = PretrainConfig(
-            model=ModelSpec(preset="tiny"),
-            data=tiny_data(),
-            train=tiny_train(steps=5, **train),
-            output=str(tmp_path / name),
-        )
-        pretrain(cfg, **QUIET)
-        return load_file(tmp_path / name / "model" / "model.safetensors")
+def _pretrained_weights(out, tiny_data, tiny_train, **train):
+    """Pretrain the tiny model into ``out`` and return its final weights."""
+    cfg = PretrainConfig(
+        model=ModelSpec(preset="tiny"), data=tiny_data(), train=tiny_train(**train), output=str(out)
+    )
+    pretrain(cfg, **QUIET)
+    return load_file(out / "model" / "model.safetensors")
 
-    a, b = run("ga", batch_size=2, grad_accum=2), run("big", batch_size=4)
+
+def test_gradient_accumulation_equals_the_larger_batch(tiny_data, tiny_train, tmp_path):
+    a = _pretrained_weights(tmp_path / "ga", tiny_data, tiny_train, steps=5, batch_size=2, grad_accum=2)
+    b = _pretrained_weights(tmp_path / "big", tiny_data, tiny_train, steps=5, batch_size=4)
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 
@@ -39,17 +39,8 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_periodic_eval_is_logged_and_does_not_change_training(tiny_data, tiny_train, tmp_path):
-    def run(name, **train):
-        cfg = PretrainConfig(
-            model=ModelSpec(preset="tiny"),
-            data=tiny_data(),
-            train=tiny_train(steps=6, **train),
-            output=str(tmp_path / name),
-        )
-        pretrain(cfg, **QUIET)
-        return load_file(tmp_path / name / "model" / "model.safetensors")
-
-    a, b = run("plain"), run("eval", eval_every=2)
+    a = _pretrained_weights(tmp_path / "plain", tiny_data, tiny_train, steps=6)
+    b = _pretrained_weights(tmp_path / "eval", tiny_data, tiny_train, steps=6, eval_every=2)
     assert all(a[k].equal(b[k]) for k in a)
     rows = [json.loads(line) for line in (tmp_path / "eval" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "heldout_bpb" in r] == [2, 4]
