@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,8 +55,18 @@ from fedem.hub.base import (
     check_size,
     register_backend,
 )
+from fedem.hub.fsutil import (
+    copy_capped,
+    copy_durably,
+    fsync_tree_dirs,
+    list_regular_files,
+    make_read_only,
+    make_writable,
+    open_regular,
+    prepare_dest,
+)
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
-from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, fsync_dir, sha256_tree
+from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_tree
 
 HUB_MARKER = ".fedem-hub"
 REPO_MARKER = ".fedem-repo"
@@ -267,9 +276,9 @@ class FileHub(Hub):
             for rel, src in files:
                 dst = staging / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                _copy_durably(src, dst)
+                copy_durably(src, dst)
                 _test_pause("copy")
-            _fsync_tree_dirs(staging)
+            fsync_tree_dirs(staging)
             content = sha256_tree(staging)  # hash what is stored, not what was read
             with self._locked(path):
                 head = self._read_head(path)
@@ -296,7 +305,7 @@ class FileHub(Hub):
                 if final.exists():  # an orphan of a killed identical publish: same bytes, keep it
                     shutil.rmtree(staging, ignore_errors=True)
                 else:
-                    _make_read_only(staging)
+                    make_read_only(staging)
                     os.replace(staging, final)
                 meta_path = revs_dir / f"{rev_id}.json"
                 if not meta_path.exists():
@@ -306,7 +315,7 @@ class FileHub(Hub):
                 atomic_write_text(path / "HEAD", rev_id + "\n")  # the commit point
         except BaseException:
             if staging.exists():
-                _make_writable(staging)
+                make_writable(staging)
                 shutil.rmtree(staging, ignore_errors=True)
             raise
         return Revision(repo, rev_id, parent, author, when, message, ())
@@ -322,7 +331,7 @@ class FileHub(Hub):
         for stale in revs_dir.glob(f"{STAGING_PREFIX}*"):
             with contextlib.suppress(OSError):
                 if now - stale.stat().st_mtime > STALE_STAGING_S:
-                    _make_writable(stale)
+                    make_writable(stale)
                     shutil.rmtree(stale, ignore_errors=True)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -354,16 +363,16 @@ class FileHub(Hub):
         what = f"revision {rev.id[:12]} of {repo!r} on {self.url}"
         root_fd = self._open_revision(repo, rev.id)
         try:
-            files = _list_regular_files(root_fd, what)
+            files = list_regular_files(root_fd, what)
             check_download(len(files), sum(size for _, size in files), max_files, max_bytes, what)
-            dest = _prepare_dest(Path(dest))
+            dest = prepare_dest(Path(dest))
             budget = max_bytes
             with atomic_dir(dest) as tmp:
                 for rel, _ in files:
                     out = tmp / rel
                     out.parent.mkdir(parents=True, exist_ok=True)
                     # A plain copy: the caller's copy is writable, unlike the stored revision.
-                    budget -= _copy_capped(_open_regular(root_fd, rel, what), out, budget, what)
+                    budget -= copy_capped(open_regular(root_fd, rel, what), out, budget, what)
         finally:
             os.close(root_fd)
         return dest
@@ -376,9 +385,7 @@ class FileHub(Hub):
         what = f"{repo}@{rev.id[:12]}/{rel}"
         root_fd = self._open_revision(repo, rev.id)
         try:
-            fd = _open_regular(
-                root_fd, rel, what, missing=f"no file {rel!r} in {repo!r} at revision {rev.id}"
-            )
+            fd = open_regular(root_fd, rel, what, missing=f"no file {rel!r} in {repo!r} at revision {rev.id}")
         finally:
             os.close(root_fd)
         with os.fdopen(fd, "rb") as f:
@@ -403,106 +410,6 @@ class FileHub(Hub):
                 ) from None
         finally:
             tmp.unlink(missing_ok=True)
-
-
-def _list_regular_files(root_fd: int, what: str) -> list[tuple[str, int]]:
-    """``(repo path, size)`` of every file under the revision open as ``root_fd``, sorted.
-
-    Refuses (HubError) symlinks, special files and files no publish could have stored."""
-    out: list[tuple[str, int]] = []
-
-    def walk(dir_fd: int, prefix: str) -> None:
-        for entry in sorted(os.scandir(dir_fd), key=lambda e: e.name):
-            rel = prefix + entry.name
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
-                sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-                try:
-                    walk(sub, rel + "/")
-                finally:
-                    os.close(sub)
-            elif not stat.S_ISREG(mode):
-                raise HubError(f"cannot download {what}: {rel} is not a regular file (a link or device)")
-            else:
-                try:
-                    validate_file_path(rel)
-                except HubError as err:
-                    raise HubError(f"cannot download {what}: stored file refused ({err})") from None
-                out.append((rel, entry.stat(follow_symlinks=False).st_size))
-
-    walk(root_fd, "")
-    return out
-
-
-def _open_regular(root_fd: int, rel: str, what: str, *, missing: str | None = None) -> int:
-    """An fd of the regular file ``rel`` under ``root_fd``, opened without following any link."""
-    parts = rel.split("/")
-    dir_fd = root_fd
-    try:
-        for part in parts[:-1]:
-            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-            if dir_fd != root_fd:
-                os.close(dir_fd)
-            dir_fd = nxt
-        # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer.
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise HubError(missing or f"{what}: missing") from None
-    except OSError as err:  # ELOOP (a symlink), ENOTDIR (a link where a folder should be), ...
-        raise HubError(f"{what}: {rel} is not a regular file ({err.strerror})") from None
-    finally:
-        if dir_fd != root_fd:
-            os.close(dir_fd)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise HubError(f"{what}: {rel} is not a regular file (a link or device)")
-    os.set_blocking(fd, True)
-    return fd
-
-
-def _copy_capped(fd: int, out: Path, budget: int, what: str) -> int:
-    """Copy the open file ``fd`` (closed here) to ``out``, at most ``budget`` bytes; return the count."""
-    copied = 0
-    with os.fdopen(fd, "rb") as src, open(out, "wb") as dst:
-        while chunk := src.read(min(1 << 20, budget - copied + 1)):
-            copied += len(chunk)
-            if copied > budget:  # the file grew after it was counted
-                raise HubError(f"cannot download {what}: {out.name} grew past the download cap")
-            dst.write(chunk)
-    return copied
-
-
-def _prepare_dest(dest: Path) -> Path:
-    if dest.exists():
-        if not dest.is_dir() or any(dest.iterdir()):
-            raise HubError(f"cannot download into {dest}: it exists and is not an empty directory")
-        dest.rmdir()
-    return dest
-
-
-def _copy_durably(src: Path, dst: Path) -> None:
-    # fsync before the rename and HEAD move: after a power cut HEAD must not name empty files.
-    shutil.copyfile(src, dst)
-    with open(dst, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_tree_dirs(root: Path) -> None:
-    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        fsync_dir(d)
-
-
-def _make_read_only(root: Path) -> None:
-    for p in root.rglob("*"):
-        p.chmod(0o555 if p.is_dir() else 0o444)
-    root.chmod(0o555)
-
-
-def _make_writable(root: Path) -> None:
-    with contextlib.suppress(OSError):
-        root.chmod(0o755)
-        for p in root.rglob("*"):
-            p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 @register_backend("file")
