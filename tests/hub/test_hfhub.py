@@ -236,14 +236,7 @@ def test_download_error_names_file(make_hf_hub, transport, tmp_path: Path):
         {"id": "d" * 40, "title": "init", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
     ]
 
-    def hub_api(request: httpx2.Request) -> httpx2.Response:
-        if "/commits/" in request.url.path:
-            return httpx2.Response(200, json=commits)
-        if request.url.path.endswith("/refs"):
-            return httpx2.Response(200, json={"branches": [], "tags": [], "converts": []})
-        return httpx2.Response(503)
-
-    transport(hub_api)
+    transport(_history_api(commits, 503))
     with pytest.raises(HubError) as err:
         make_hf_hub(max_attempts=2).read_file("ad", "adapter_config.json")
     text = str(err.value)
@@ -257,14 +250,7 @@ def test_commit_ids_that_are_not_40_hex_are_refused(make_hf_hub, transport, tmp_
         {"id": "d" * 40, "title": "init", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
     ]
 
-    def hub_api(request: httpx2.Request) -> httpx2.Response:
-        if "/commits/" in request.url.path:
-            return httpx2.Response(200, json=commits)
-        if request.url.path.endswith("/refs"):
-            return httpx2.Response(200, json={"branches": [], "tags": [], "converts": []})
-        return httpx2.Response(404)
-
-    transport(hub_api)
+    transport(_history_api(commits, 404))
     hub = make_hf_hub()
     for call in (lambda: hub.revisions("ad"), lambda: hub.download("ad", None, tmp_path / "out")):
         with pytest.raises(HubError) as err:
@@ -282,14 +268,20 @@ def test_claimed_author_never_becomes_the_author(make_hf_hub, transport):
         {"id": "d" * 40, "title": "init", "message": "", "date": "2026-01-01T00:00:00Z", "authors": []},
     ]
 
+    transport(_history_api(commits, 404))
+    (rev,) = make_hf_hub().revisions("ad")
+    assert rev.author == ""
+    assert "mallory" not in rev.message and rev.message == "m"
+
+
+def _history_api(commits: list[dict], other_status: int):
+    """A Hub stand-in that serves ``commits`` as main's history, no refs, and ``other_status`` else."""
+
     def hub_api(request: httpx2.Request) -> httpx2.Response:
         if "/commits/" in request.url.path:
             return httpx2.Response(200, json=commits)
         if request.url.path.endswith("/refs"):
             return httpx2.Response(200, json={"branches": [], "tags": [], "converts": []})
-        return httpx2.Response(404)
+        return httpx2.Response(other_status)
 
-    transport(hub_api)
-    (rev,) = make_hf_hub().revisions("ad")
-    assert rev.author == ""
-    assert "mallory" not in rev.message and rev.message == "m"
+    return hub_api
