@@ -137,8 +137,14 @@ def test_act_runs_claim(act_env, make_remote, tmp_path):
     assert gh[0].startswith("pr comment 7 --repo") and gh[1].startswith("pr close 7")
     assert "**Claimed** `seshu-te` for @bob" in Path(f"{act_env.gh_log}.body").read_text()
     # A second claim on the same adapter is rejected, commented on and closed; nothing written.
+    # act stamps the lock with the host's real clock, so carol's client clock is placed from that
+    # stamp, never from a fixed date: just past the lock's end, her client sees it free and sends
+    # the claim, while the server (the real clock, inside the 3 h) must still see it held.
     head = git(remote, "rev-parse", "registry")
-    act_env("pull_request_target", "claim.yml", remote, _claim_event(tmp_path, remote, "carol", 8, clock))
+    carol_clock = ManualClock(lock.until_at + timedelta(minutes=1))
+    act_env(
+        "pull_request_target", "claim.yml", remote, _claim_event(tmp_path, remote, "carol", 8, carol_clock)
+    )
     assert git(remote, "rev-parse", "registry") == head
     gh = act_env.gh_log.read_text().splitlines()
     assert gh[2].startswith("pr comment 8") and gh[3].startswith("pr close 8")
