@@ -28,7 +28,9 @@ class MergeConfig:
         if self.revisions is not None and len(self.revisions) != len(self.adapters):
             raise Invalid("revisions", f"one per adapter ({len(self.adapters)}), or null")
         # Checked here, not only at merge time: a config that cannot run is refused when loaded.
-        self.merge.weights_for(len(self.adapters))
+        w, n = self.merge.weights, len(self.adapters)
+        if w is not None and len(w) != n:
+            raise Invalid("merge.weights", f"one weight per adapter ({len(w)} given for {n})")
 
 
 def run(cfg: MergeConfig):
