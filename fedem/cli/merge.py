@@ -16,7 +16,9 @@ def _weights(text: str | None) -> list[float] | None:
     try:
         return [float(w) for w in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--weights: expected comma-separated numbers, one per adapter, got {text!r}") from None
+        raise ConfigError(
+            f"--weights: expected comma-separated numbers, one per adapter, got {text!r}"
+        ) from None
 
 
 @click.command()
@@ -32,13 +34,21 @@ def _weights(text: str | None) -> list[float] | None:
 @click.option("--method", default=None, help=f"One of {', '.join(METHODS)} (default linear).")
 @click.option("--weights", default=None, metavar="W1,W2,...", help="One weight per adapter (default all 1).")
 @click.option("--density", type=float, default=None, help="Fraction kept: TIES top-k, DARE keep probability.")
-@click.option("--lambda", "lambda_", type=float, default=None, help="Scale of the combined delta (default 1).")
+@click.option(
+    "--lambda", "lambda_", type=float, default=None, help="Scale of the combined delta (default 1)."
+)
 @click.option("--seed", type=int, default=None, help="DARE's mask seed, recorded in the output (default 0).")
 @click.option("--rescale", default=None, help="After DARE: inverse (1/p, default), l1 (mergekit's) or none.")
 @click.option("--normalize/--no-normalize", default=None, help="Divide by the (agreeing) weights.")
-@click.option("--output", type=click.Path(file_okay=False), default=None, help="New model folder (must not exist).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field, e.g. merge.seed=3.")
-def merge(base, adapters, config_path, method, weights, density, lambda_, seed, rescale, normalize, output, sets):
+@click.option(
+    "--output", type=click.Path(file_okay=False), default=None, help="New model folder (must not exist)."
+)
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field, e.g. merge.seed=3."
+)
+def merge(
+    base, adapters, config_path, method, weights, density, lambda_, seed, rescale, normalize, output, sets
+):
     """Merge LoRA ADAPTERs into the BASE model folder, writing a new model folder.
 
     Exact and streaming: one tensor at a time in fp32, rounded once; untouched tensors copied

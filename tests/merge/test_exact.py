@@ -160,7 +160,12 @@ def test_dare_same_seed_same_bytes_other_seed_other_bytes(base, adapters, tmp_pa
     x, y, z = ((tmp_path / n / "model.safetensors").read_bytes() for n in "xyz")
     assert x == y and x != z
     record = json.loads((tmp_path / "x" / "fedem.json").read_text())["merge"]
-    assert (record["seed"], record["density"], record["rescale"], record["normalize"]) == (5, 0.5, "inverse", True)
+    assert (record["seed"], record["density"], record["rescale"], record["normalize"]) == (
+        5,
+        0.5,
+        "inverse",
+        True,
+    )
 
 
 def test_dare_masks_follow_adapters_not_positions(base, adapters, tmp_path):
