@@ -17,7 +17,7 @@ import torch
 from fedem.adapter import BaseInfo
 from fedem.errors import AdapterRejected, ModelError
 from fedem.merge import inputs as inp
-from fedem.merge.methods import merged_weight
+from fedem.merge.methods import merged_weight, one_thread
 from fedem.merge.spec import MergeSpec
 
 
@@ -36,6 +36,11 @@ def merge_into_model(
     check it is the base they were trained on. All checks run before the first weight changes;
     an I/O error midway (a disk failing) leaves the model partly merged, so discard it then.
     """
+    with one_thread():
+        _merge_into_model(model, adapters, spec, base_sha256)
+
+
+def _merge_into_model(model, adapters, spec, base_sha256) -> None:
     if hasattr(model, "peft_config"):
         raise ModelError(
             "merge_into_model: pass the base model, not a PEFT-wrapped one (merge_and_unload it or reload the base)"

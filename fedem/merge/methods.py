@@ -21,6 +21,7 @@ The definitions (docs/merging.md has them with the papers, and how PEFT and merg
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 
@@ -31,6 +32,24 @@ from fedem.merge.delta import LoraTerm, lora_delta, weighted_low_rank_sum
 from fedem.merge.spec import MergeSpec
 
 _RNG_CHUNK = 1 << 20  # mask draws per numpy call: bounds the uint64 scratch to 8 MiB
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch's CPU ops on one thread for the merge, then restore the caller's setting.
+
+    Two reasons. Bytes: a GEMM's summation order may depend on the thread count, so fixing it
+    makes the same inputs give the same bytes on any host. Speed: the work per tensor is a
+    skinny GEMM (inner size R) and elementwise passes, memory-bound; on the 2 shared cores here
+    a 181 MB merge took 1.4-2.1 s on one thread and 6.6-10.7 s on two, OpenMP's threads waiting
+    on each other whenever another process holds a core.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def dare_entropy(seed: int, adapter: str, tensor: str) -> list[int]:

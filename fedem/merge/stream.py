@@ -28,7 +28,7 @@ from fedem.errors import AdapterRejected, ModelError
 from fedem.io import atomic_dir, atomic_write_json
 from fedem.merge import inputs as inp
 from fedem.merge._internal import resolve_model_dir
-from fedem.merge.methods import merged_weight
+from fedem.merge.methods import merged_weight, one_thread
 from fedem.merge.spec import MergeSpec
 from fedem.merge.tensors import FLOAT_DTYPES, TensorFile, stream_file
 from fedem.model import check_model_dir
@@ -141,6 +141,11 @@ def merge_to_dir(
     output = Path(output)
     if output.exists() or output.is_symlink():
         raise ModelError(f"{output}: already exists; a merge never overwrites (choose another output)")
+    with one_thread():
+        return _merge_to_dir(Path(base_dir), adapters, spec, output, revisions)
+
+
+def _merge_to_dir(base_dir, adapters, spec, output, revisions) -> MergeResult:
     base_dir = check_model_dir(resolve_model_dir(base_dir))
     layout = BaseLayout.read(base_dir)
     weights = spec.weights_for(len(adapters))

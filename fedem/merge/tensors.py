@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -36,7 +38,7 @@ FLOAT_DTYPES: dict[str, torch.dtype] = {
     "BF16": torch.bfloat16,
 }
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own cap
-COPY_CHUNK = 8 << 20
+COPY_CHUNK = 4 << 20
 
 
 class TensorFile:
@@ -130,6 +132,41 @@ def tensor_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
 
 
+class _Worker(threading.Thread):
+    """Applies ``fn`` to queued items in order, off the caller's thread.
+
+    ``hashlib`` and file writes release the GIL, so hashing and writing overlap the caller's
+    reads and arithmetic. The queue is short: it bounds the bytes in flight. An error is kept
+    and re-raised to the caller at its next :meth:`put` or at :meth:`finish`.
+    """
+
+    def __init__(self, fn: Callable, depth: int = 2):
+        super().__init__(daemon=True)
+        self.fn, self.queue, self.error = fn, queue.Queue(maxsize=depth), None
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not _DONE:
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as err:  # handed to the caller, never lost
+                    self.error = err
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def finish(self) -> None:
+        self.queue.put(_DONE)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+_DONE = object()
+
+
 def stream_file(
     src: TensorFile,
     dst: BinaryIO,
@@ -140,39 +177,55 @@ def stream_file(
 
     Everything is read once, in file order, so the sha256 of the input comes for free (the base's
     identity is checked against it); the output's sha256 is computed as it is written. Returns
-    (input sha256, output sha256, bytes read).
+    (input sha256, output sha256, bytes read). Reads and arithmetic run here; hashing the input,
+    and writing and hashing the output, run on two worker threads at the same time.
     """
     h_in, h_out = hashlib.sha256(), hashlib.sha256()
 
-    def put(data) -> None:
+    def write(data) -> None:
         dst.write(data)
         h_out.update(data)
 
+    hasher, writer = _Worker(h_in.update), _Worker(write)
+    hasher.start()
+    writer.start()
+    try:
+        nread = _stream(src, merge, touched, hasher, writer)
+    except BaseException:
+        for w in (hasher, writer):  # stop both threads; the first error is the one that propagates
+            with contextlib.suppress(BaseException):
+                w.finish()
+        raise
+    hasher.finish()
+    writer.finish()
+    if nread != src.size:  # the header's layout tiles the file exactly (read_header checked)
+        raise ModelError(f"{src.path.name}: read {nread:,} of {src.size:,} bytes")
+    return h_in.hexdigest(), h_out.hexdigest(), nread
+
+
+def _stream(src: TensorFile, merge, touched: set[str], hasher: _Worker, writer: _Worker) -> int:
     header = bytearray(src.data_start)
     src.read_into(memoryview(header), 0)
-    h_in.update(header)
-    put(header)
+    hasher.put(header)
+    writer.put(header)
     nread = len(header)
-    buf = bytearray(COPY_CHUNK)
-    view = memoryview(buf)
     for info in src.in_file_order():
         if info.name in touched:
             raw = src.read_bytes(info)
-            h_in.update(raw)
+            hasher.put(raw)
             nread += len(raw)
             base = decode(raw, info, src.path.name)
             merged = merge(info.name, base)
             if merged.dtype != base.dtype or tuple(merged.shape) != info.shape:
                 raise AssertionError(f"{info.name}: merge changed dtype or shape")  # a bug, not bad input
-            put(tensor_bytes(merged))
+            writer.put(tensor_bytes(merged))
             continue
-        # Untouched: the base's bytes, verbatim (never decoded, so never re-rounded).
+        # Untouched: the base's bytes, verbatim (never decoded, so never re-rounded). A fresh
+        # buffer per chunk: the workers may still hold the previous one.
         for off in range(info.begin, info.end, COPY_CHUNK):
-            n = min(COPY_CHUNK, info.end - off)
-            src.read_into(view[:n], src.data_start + off)
-            h_in.update(view[:n])
-            put(view[:n])
-            nread += n
-    if nread != src.size:  # the header's layout tiles the file exactly (read_header checked)
-        raise ModelError(f"{src.path.name}: read {nread:,} of {src.size:,} bytes")
-    return h_in.hexdigest(), h_out.hexdigest(), nread
+            chunk = bytearray(min(COPY_CHUNK, info.end - off))
+            src.read_into(memoryview(chunk), src.data_start + off)
+            hasher.put(chunk)
+            writer.put(chunk)
+            nread += len(chunk)
+    return nread
