@@ -1,7 +1,8 @@
 """``make bench``: every figure beside its baseline measured in the same run, as a ratio.
 
 Sections: training throughput and peak memory (each model in its own process), adapter hub
-push+pull round trips, and registry reconciliation at 10,000 adapters.
+push+pull round trips, registry reconciliation at 10,000 adapters, and merging 4 adapters into a
+130m-shaped base against PEFT, mergekit and the I/O floor (each in its own process).
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ def main() -> None:
         "parse 10k files alone",
         reg["registry.load_10k_files"],
     )
+
+    from benchmarks import merge_bench
+
+    merge_bench.report(merge_bench.measure())
 
 
 if __name__ == "__main__":

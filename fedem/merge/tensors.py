@@ -132,30 +132,36 @@ def tensor_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy()) if flat.numel() else memoryview(b"")
 
 
-class _Worker(threading.Thread):
-    """Applies ``fn`` to queued items in order, off the caller's thread.
+_DONE = object()
 
-    ``hashlib`` and file writes release the GIL, so hashing and writing overlap the caller's
-    reads and arithmetic. The queue is short: it bounds the bytes in flight. An error is kept
-    and re-raised to the caller at its next :meth:`put` or at :meth:`finish`.
+
+class _Writer(threading.Thread):
+    """Writes queued byte buffers to ``dst`` in order, hashing them, off the caller's thread.
+
+    File writes and ``hashlib`` release the GIL, so this overlaps the caller's arithmetic. The
+    queue is short: it bounds the bytes in flight. An error is kept and re-raised to the caller
+    at its next :meth:`put` or at :meth:`finish`.
     """
 
-    def __init__(self, fn: Callable, depth: int = 2):
+    def __init__(self, dst: BinaryIO, depth: int = 2):
         super().__init__(daemon=True)
-        self.fn, self.queue, self.error = fn, queue.Queue(maxsize=depth), None
+        self.dst, self.sha256 = dst, hashlib.sha256()
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
 
     def run(self) -> None:
-        while (item := self.queue.get()) is not _DONE:
+        while (data := self.queue.get()) is not _DONE:
             if self.error is None:
                 try:
-                    self.fn(item)
+                    self.dst.write(data)
+                    self.sha256.update(data)
                 except BaseException as err:  # handed to the caller, never lost
                     self.error = err
 
-    def put(self, item) -> None:
+    def put(self, data) -> None:
         if self.error is not None:
             raise self.error
-        self.queue.put(item)
+        self.queue.put(data)
 
     def finish(self) -> None:
         self.queue.put(_DONE)
@@ -164,7 +170,61 @@ class _Worker(threading.Thread):
             raise self.error
 
 
-_DONE = object()
+class _Reader(threading.Thread):
+    """Reads ``src`` in file order, hashing it, into a short queue: reads overlap the arithmetic.
+
+    Items are ``(tensor info, bytes)``: whole tensors for those in ``touched``, 4 MiB chunks of
+    the others, and ``(None, header)`` first. The caller takes them with :meth:`get` until
+    ``_DONE``, and calls :meth:`cancel` if it stops early (which unblocks and ends the thread).
+    """
+
+    def __init__(self, src: TensorFile, touched: set[str], depth: int = 2):
+        super().__init__(daemon=True)
+        self.src, self.touched, self.sha256 = src, touched, hashlib.sha256()
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop, self.error, self.nread, self.ended = threading.Event(), None, 0, False
+
+    def _items(self):
+        src = self.src
+        header = bytearray(src.data_start)
+        src.read_into(memoryview(header), 0)
+        yield None, header
+        for info in src.in_file_order():
+            if info.name in self.touched:
+                yield info, src.read_bytes(info)
+                continue
+            # A fresh buffer per chunk: the writer may still hold the previous one.
+            for off in range(info.begin, info.end, COPY_CHUNK):
+                chunk = bytearray(min(COPY_CHUNK, info.end - off))
+                src.read_into(memoryview(chunk), src.data_start + off)
+                yield info, chunk
+
+    def run(self) -> None:
+        try:
+            for info, data in self._items():
+                if self.stop.is_set():
+                    break
+                self.sha256.update(data)
+                self.nread += len(data)
+                self.queue.put((info, data))
+        except BaseException as err:  # handed to the caller, never lost
+            self.error = err
+        finally:
+            self.queue.put(_DONE)
+
+    def get(self):
+        item = self.queue.get()
+        if item is _DONE:
+            self.ended = True
+            if self.error is not None:
+                raise self.error
+        return item
+
+    def cancel(self) -> None:
+        self.stop.set()
+        while not self.ended:  # drain, so a blocked put returns and the thread ends
+            self.ended = self.queue.get() is _DONE
+        self.join()
 
 
 def stream_file(
@@ -177,55 +237,32 @@ def stream_file(
 
     Everything is read once, in file order, so the sha256 of the input comes for free (the base's
     identity is checked against it); the output's sha256 is computed as it is written. Returns
-    (input sha256, output sha256, bytes read). Reads and arithmetic run here; hashing the input,
-    and writing and hashing the output, run on two worker threads at the same time.
+    (input sha256, output sha256, bytes read). Reading and writing (each with its hashing) run on
+    two threads; the arithmetic runs here, on the tensors in between.
     """
-    h_in, h_out = hashlib.sha256(), hashlib.sha256()
-
-    def write(data) -> None:
-        dst.write(data)
-        h_out.update(data)
-
-    hasher, writer = _Worker(h_in.update), _Worker(write)
-    hasher.start()
+    with contextlib.suppress(AttributeError, OSError):  # read ahead: the whole file is wanted, in order
+        os.posix_fadvise(src.fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    reader, writer = _Reader(src, touched), _Writer(dst)
+    reader.start()
     writer.start()
     try:
-        nread = _stream(src, merge, touched, hasher, writer)
-    except BaseException:
-        for w in (hasher, writer):  # stop both threads; the first error is the one that propagates
-            with contextlib.suppress(BaseException):
-                w.finish()
-        raise
-    hasher.finish()
-    writer.finish()
-    if nread != src.size:  # the header's layout tiles the file exactly (read_header checked)
-        raise ModelError(f"{src.path.name}: read {nread:,} of {src.size:,} bytes")
-    return h_in.hexdigest(), h_out.hexdigest(), nread
-
-
-def _stream(src: TensorFile, merge, touched: set[str], hasher: _Worker, writer: _Worker) -> int:
-    header = bytearray(src.data_start)
-    src.read_into(memoryview(header), 0)
-    hasher.put(header)
-    writer.put(header)
-    nread = len(header)
-    for info in src.in_file_order():
-        if info.name in touched:
-            raw = src.read_bytes(info)
-            hasher.put(raw)
-            nread += len(raw)
-            base = decode(raw, info, src.path.name)
+        while (item := reader.get()) is not _DONE:
+            info, data = item
+            if info is None or info.name not in touched:
+                writer.put(data)  # header and untouched bytes, verbatim (never decoded or re-rounded)
+                continue
+            base = decode(data, info, src.path.name)
             merged = merge(info.name, base)
             if merged.dtype != base.dtype or tuple(merged.shape) != info.shape:
                 raise AssertionError(f"{info.name}: merge changed dtype or shape")  # a bug, not bad input
             writer.put(tensor_bytes(merged))
-            continue
-        # Untouched: the base's bytes, verbatim (never decoded, so never re-rounded). A fresh
-        # buffer per chunk: the workers may still hold the previous one.
-        for off in range(info.begin, info.end, COPY_CHUNK):
-            chunk = bytearray(min(COPY_CHUNK, info.end - off))
-            src.read_into(memoryview(chunk), src.data_start + off)
-            hasher.put(chunk)
-            writer.put(chunk)
-            nread += len(chunk)
-    return nread
+    except BaseException:
+        reader.cancel()
+        with contextlib.suppress(BaseException):  # the first error is the one that propagates
+            writer.finish()
+        raise
+    reader.join()
+    writer.finish()
+    if reader.nread != src.size:  # the header's layout tiles the file exactly (read_header checked)
+        raise ModelError(f"{src.path.name}: read {reader.nread:,} of {src.size:,} bytes")
+    return reader.sha256.hexdigest(), writer.sha256.hexdigest(), reader.nread

@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from fedem.merge import MergeSpec, merge_to_dir
@@ -146,3 +147,34 @@ def test_sigkill_mid_merge_leaves_no_output(base, adapters, tmp_path):
     assert partial and (partial[0] / "model.safetensors").stat().st_size > 0  # it was killed midway
     merge_to_dir(base.dir, adapters, MergeSpec(), out)  # the leftover does not block the next merge
     assert (out / "fedem.json").is_file()
+
+
+def test_an_error_midway_stops_the_workers_and_leaves_nothing(base, adapters, tmp_path, monkeypatch):
+    from fedem.merge import stream
+
+    calls = []
+
+    def fail_second(w0, terms, spec, name):
+        calls.append(name)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return w0.clone()
+
+    monkeypatch.setattr(stream, "merged_weight", fail_second)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        merge_to_dir(base.dir, adapters, MergeSpec(), tmp_path / "new" / "m")
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_a_read_error_in_the_reader_thread_reaches_the_caller(base, tmp_path):
+    import io
+
+    from fedem.errors import ModelError
+    from fedem.merge.tensors import TensorFile, stream_file
+
+    copy = tmp_path / "model.safetensors"
+    shutil.copy(base.dir / "model.safetensors", copy)
+    with TensorFile(copy) as src:
+        os.truncate(copy, src.size // 2)  # after the header was checked: the bytes vanish midway
+        with pytest.raises(ModelError, match="truncated"):
+            stream_file(src, io.BytesIO(), lambda name, t: t, set())
