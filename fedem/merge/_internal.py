@@ -10,10 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedem.adapter.header import ITEMSIZE, TensorInfo, read_header
+from fedem.adapter.package import CONFIG as ADAPTER_CONFIG
+from fedem.adapter.package import PROVENANCE, WEIGHTS, get_path, parse_json_object
 
-ADAPTER_CONFIG = "adapter_config.json"  # fedem.adapter.package.CONFIG
-
-__all__ = ["ITEMSIZE", "TensorInfo", "read_header", "resolve_adapter_dir", "resolve_model_dir"]
+__all__ = [
+    "ADAPTER_CONFIG",
+    "ITEMSIZE",
+    "PROVENANCE",
+    "WEIGHTS",
+    "TensorInfo",
+    "get_path",
+    "parse_json_object",
+    "read_header",
+    "resolve_adapter_dir",
+    "resolve_model_dir",
+]
 
 
 def resolve_model_dir(path: str | Path) -> Path:

@@ -17,12 +17,10 @@ import torch
 
 from fedem.adapter import AdapterReport, BaseInfo, validate_adapter
 from fedem.errors import AdapterRejected, ConfigError
-from fedem.merge._internal import resolve_adapter_dir
+from fedem.merge._internal import PROVENANCE, WEIGHTS, get_path, resolve_adapter_dir
 from fedem.merge.delta import LoraTerm
 from fedem.merge.tensors import TensorFile
 
-WEIGHTS = "adapter_model.safetensors"  # fedem.adapter.package.WEIGHTS
-PROVENANCE = "fedem.json"  # fedem.adapter.package.PROVENANCE
 _PREFIX, _A, _B = "base_model.model.", ".lora_A.weight", ".lora_B.weight"
 
 
@@ -89,7 +87,10 @@ def open_adapters(
             meta = json.loads((report.folder / PROVENANCE).read_text(encoding="utf-8"))  # validated, capped
             recorded = meta.get("revision") if isinstance(meta.get("revision"), str) else None
             file = TensorFile(report.folder / WEIGHTS, error=AdapterRejected)
-            opened.append(AdapterInput(report, w, rev or recorded, _heldout(meta), file))
+            heldout = get_path(meta, "config.data.heldout_fraction")
+            if isinstance(heldout, bool) or not isinstance(heldout, (int, float)):
+                heldout = None
+            opened.append(AdapterInput(report, w, rev or recorded, heldout, file))
             if file.sha256() != report.weights_sha256:
                 raise AdapterRejected(f"{report.folder}: {WEIGHTS} changed while it was being validated")
     except BaseException:
@@ -129,11 +130,3 @@ def terms_for(
 ) -> list[LoraTerm]:
     module = name.removesuffix(".weight")
     return [adapters[k].term(module, device) for k in indices]
-
-
-def _heldout(meta: dict) -> float | None:
-    try:
-        value = meta["config"]["data"]["heldout_fraction"]
-    except (KeyError, TypeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

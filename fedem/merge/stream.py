@@ -27,7 +27,7 @@ from fedem.adapter import BaseInfo
 from fedem.errors import AdapterRejected, ModelError
 from fedem.io import atomic_dir, atomic_write_json
 from fedem.merge import inputs as inp
-from fedem.merge._internal import resolve_model_dir
+from fedem.merge._internal import PROVENANCE, get_path, parse_json_object, resolve_model_dir
 from fedem.merge.methods import merged_weight, one_thread
 from fedem.merge.spec import MergeSpec
 from fedem.merge.tensors import FLOAT_DTYPES, TensorFile, stream_file
@@ -36,7 +36,6 @@ from fedem.provenance import environment, utcnow
 
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
-PROVENANCE = "fedem.json"
 # Copied from the base: what makes the folder a standard HF model (config, tokenizer). Nothing
 # else: the base's own fedem.json, card and training config describe the base, not the merge.
 SIDE_FILES = (
@@ -141,39 +140,35 @@ def merge_to_dir(
     output = Path(output)
     if output.exists() or output.is_symlink():
         raise ModelError(f"{output}: already exists; a merge never overwrites (choose another output)")
-    with one_thread():
-        return _merge_to_dir(Path(base_dir), adapters, spec, output, revisions)
-
-
-def _merge_to_dir(base_dir, adapters, spec, output, revisions) -> MergeResult:
-    base_dir = check_model_dir(resolve_model_dir(base_dir))
-    layout = BaseLayout.read(base_dir)
-    weights = spec.weights_for(len(adapters))
-    info = _base_info(base_dir)
-    adapters_in = inp.open_adapters(adapters, info, weights, revisions=revisions)
-    try:
+    with one_thread(), contextlib.ExitStack() as open_files:
+        folder = check_model_dir(resolve_model_dir(base_dir))
+        layout = BaseLayout.read(folder)
+        info = _base_info(folder)
+        adapters_in = inp.open_adapters(adapters, info, spec.weights_for(len(adapters)), revisions=revisions)
+        open_files.callback(inp.close_all, adapters_in)
         expected_sha = inp.common_base_sha256([a.report for a in adapters_in])
-        base_meta = _read_meta(base_dir / PROVENANCE)
+        base_meta = _read_meta(folder / PROVENANCE)
         _check_recorded_identity(base_meta, expected_sha, layout)
         planned = inp.plan(adapters_in)
-        files = [TensorFile(base_dir / s) for s in layout.shards]
-        try:
-            _check_planned(layout, files, planned, info)
-            created = _missing_ancestors(output)
-            try:
-                return _write(output, layout, files, adapters_in, planned, spec, expected_sha, base_meta)
-            except BaseException:
-                for d in created:  # leave no trace of a refused merge, not even its parent folders
-                    _rmdir_quiet(d)
-                raise
-        finally:
-            for f in files:
-                f.close()
-    finally:
-        inp.close_all(adapters_in)
+        files = [open_files.enter_context(TensorFile(folder / s)) for s in layout.shards]
+        _check_planned(layout, files, planned, info)
+        with _no_trace(output):
+            return _write(
+                output,
+                layout,
+                files,
+                adapters_in,
+                planned,
+                spec,
+                expected_sha,
+                base_meta,
+                Path(base_dir).name,
+            )
 
 
-def _write(output, layout, files, adapters_in, planned, spec, expected_sha, base_meta) -> MergeResult:
+def _write(
+    output, layout, files, adapters_in, planned, spec, expected_sha, base_meta, base_name
+) -> MergeResult:
     def merge_one(name, w0):
         return merged_weight(w0, inp.terms_for(adapters_in, name, planned[name]), spec, name)
 
@@ -199,60 +194,52 @@ def _write(output, layout, files, adapters_in, planned, spec, expected_sha, base
         for name in SIDE_FILES:
             if (layout.folder / name).is_file():
                 shutil.copyfile(layout.folder / name, tmp / name)
-        n_tensors = sum(len(f.tensors) for f in files)
-        record = _provenance(
-            layout,
-            spec,
-            adapters_in,
-            base_sha,
-            shard_sha,
-            out_sha,
-            base_meta,
-            n_tensors - len(planned),
-            len(planned),
-        )
+        copied = sum(len(f.tensors) for f in files) - len(planned)
+        record = {
+            "kind": "seshu-model",
+            "created": utcnow().isoformat(),
+            "merge": spec.record(len(adapters_in)),
+            "base": {
+                # The folder's name only: a local path would publish the merger's disk layout.
+                "path": base_name,
+                "sha256": base_sha,
+                "shards": shard_sha if layout.index is not None else None,
+                "identity_checked": base_sha is not None,
+            },
+            "adapters": [a.record() for a in adapters_in],
+            "tensors": {"merged": len(planned), "copied": copied},
+            "weights_sha256": out_sha.get(SINGLE),
+            "shards": out_sha if layout.index is not None else None,
+            **_heldout(base_meta, adapters_in),
+            **environment(),
+        }
         atomic_write_json(tmp / PROVENANCE, record)
-    read = sum(f.bytes_read for f in files) + sum(a.file.bytes_read for a in adapters_in)
     return MergeResult(
         output=output,
         method=spec.method,
         adapters=len(adapters_in),
         merged=len(planned),
-        copied=n_tensors - len(planned),
-        bytes_read=read,
+        copied=copied,
+        bytes_read=sum(f.bytes_read for f in files) + sum(a.file.bytes_read for a in adapters_in),
         bytes_written=written,
         base_sha256=base_sha,
         weights_sha256=out_sha,
     )
 
 
-def _provenance(layout, spec, adapters_in, base_sha, shard_sha, out_sha, base_meta, copied, merged) -> dict:
-    record = {
-        "kind": "seshu-model",
-        "created": utcnow().isoformat(),
-        "merge": spec.record(len(adapters_in)),
-        "base": {
-            # The folder's name only: a local path would publish the merger's disk layout.
-            "path": layout.folder.name,
-            "sha256": base_sha,
-            "shards": shard_sha if layout.index is not None else None,
-            "identity_checked": base_sha is not None,
-        },
-        "adapters": [a.record() for a in adapters_in],
-        "tensors": {"merged": merged, "copied": copied},
-        "weights_sha256": out_sha.get(SINGLE),
-        "shards": out_sha if layout.index is not None else None,
-        **environment(),
-    }
-    # Held-out sets nest (fedem.train.jobs): a document is held out by a fraction f when its hash
-    # is below f, so the merged model never trained on documents below the smallest fraction of
-    # the base and every adapter. Recording it keeps finetuning on the merge from leaking.
-    fractions = [_get(base_meta, "config", "data", "heldout_fraction")] + [
-        a.heldout_fraction for a in adapters_in
-    ]
-    if all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in fractions):
-        record["config"] = {"data": {"heldout_fraction": min(float(f) for f in fractions)}}
-    return record
+def _heldout(base_meta: dict, adapters_in) -> dict:
+    """``config.data.heldout_fraction`` of the merged model, when the base and every adapter record one.
+
+    Held-out sets nest (fedem.train.jobs): a document is held out by a fraction f when its hash is
+    below f, so the merge never trained on documents below the smallest fraction of the base and
+    every adapter. Recording it keeps a finetune of the merged model from scoring what it saw.
+    """
+    base = get_path(base_meta, "config.data.heldout_fraction")
+    fractions = [base if isinstance(base, (int, float)) and not isinstance(base, bool) else None]
+    fractions += [a.heldout_fraction for a in adapters_in]
+    if any(f is None for f in fractions):
+        return {}
+    return {"config": {"data": {"heldout_fraction": min(float(f) for f in fractions)}}}
 
 
 def _base_info(base_dir: Path) -> BaseInfo:
@@ -267,13 +254,13 @@ def _base_info(base_dir: Path) -> BaseInfo:
 
 
 def _read_meta(path: Path) -> dict:
+    """The base's own fedem.json, or {} when it has none (a model from elsewhere) or it is unreadable."""
     if not path.is_file() or path.stat().st_size > _MAX_JSON:
         return {}
     try:
-        data = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return parse_json_object(path.read_bytes(), PROVENANCE)
+    except AdapterRejected:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _check_recorded_identity(base_meta: dict, expected_sha: str, layout: BaseLayout) -> None:
@@ -314,24 +301,18 @@ def _check_planned(layout: BaseLayout, files: list[TensorFile], planned: dict, i
             )
 
 
-def _get(d: dict, *keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
-
-
-def _missing_ancestors(path: Path) -> list[Path]:
-    """The parent folders atomic_dir will create for ``path``, deepest first."""
-    out = []
+@contextlib.contextmanager
+def _no_trace(path: Path):
+    """On failure, remove the parent folders that writing ``path`` created (only while empty)."""
+    created = []
     p = path.absolute().parent
     while not p.exists():
-        out.append(p)
+        created.append(p)  # deepest first
         p = p.parent
-    return out
-
-
-def _rmdir_quiet(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.rmdir()  # only if empty: never removes what someone else put there
+    try:
+        yield
+    except BaseException:
+        for d in created:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if empty: never removes what someone else put there
+        raise
