@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -224,7 +223,7 @@ def run_child(kind: str, base: Path, adapters: list[Path], work: Path) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def measure(repeats: int = 3) -> dict:
+def measure(repeats: int = 5) -> dict:
     """Every contender's figures (the median run for the cheap ones), plus the model's size."""
     with tempfile.TemporaryDirectory(
         prefix="fedem-merge-bench-", dir=os.environ.get("FEDEM_BENCH_DIR")
@@ -233,13 +232,17 @@ def measure(repeats: int = 3) -> dict:
         base, adapters = build_inputs(work)
         out: dict = {"model_bytes": (base / "model.safetensors").stat().st_size}
         out["adapter_bytes"] = sum((a / "adapter_model.safetensors").stat().st_size for a in adapters)
-        for kind in ("floor", "fedem", "peft", "mergekit"):
-            runs = [
-                run_child(kind, base, adapters, work)
-                for _ in range(repeats if kind in ("floor", "fedem") else 1)
-            ]
-            out[kind] = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-            out[kind]["wall_runs"] = [r["wall_s"] for r in runs]
+        # The floor and fedem alternate, so that both see the same moments of a shared machine.
+        runs: dict[str, list[dict]] = {"floor": [], "fedem": [], "peft": [], "mergekit": []}
+        for _ in range(repeats):
+            for kind in ("floor", "fedem"):
+                runs[kind].append(run_child(kind, base, adapters, work))
+        for kind in ("peft", "mergekit"):
+            runs[kind].append(run_child(kind, base, adapters, work))
+        for kind, rs in runs.items():
+            out[kind] = sorted(rs, key=lambda r: r["wall_s"])[len(rs) // 2]
+            out[kind]["wall_runs"] = [r["wall_s"] for r in rs]
+            out[kind]["cpu_runs"] = [r["cpu_s"] for r in rs]
         return out
 
 
@@ -262,6 +265,10 @@ def report(res: dict) -> None:
         "goal >= 6 (speed-up)",
     )
     _row("fedem merge", f["wall_s"], "s", "floor: read + write base", fl["wall_s"], "goal <= 2")
+    # CPU seconds (all threads): the work itself, whatever else the machine is running.
+    _row("PEFT CPU", pe["cpu_s"], "s", "fedem CPU", f["cpu_s"], "(speed-up in work)")
+    _row("mergekit CPU", mk["cpu_s"], "s", "fedem CPU", f["cpu_s"], "(speed-up in work)")
+    _row("fedem CPU", f["cpu_s"], "s", "floor CPU", fl["cpu_s"])
     floor_io = fl["read_bytes"] + fl["write_bytes"]
     for name, r in (("fedem", f), ("PEFT", pe), ("mergekit", mk)):
         _row(f"{name} bytes read", r["read_bytes"] / 1e6, "MB", "floor bytes read", fl["read_bytes"] / 1e6)
@@ -300,16 +307,20 @@ def report(res: dict) -> None:
         )
     )
     print(
-        "  wall runs (s): "
-        + ", ".join(f"{k} " + "/".join(f"{w:.2f}" for w in res[k]["wall_runs"]) for k in ("fedem", "floor"))
-        + f"; median {statistics.median(res['fedem']['wall_runs']):.2f} s for fedem"
+        "  wall runs (s), floor and fedem alternating: "
+        + ", ".join(f"{k} " + "/".join(f"{w:.2f}" for w in res[k]["wall_runs"]) for k in ("floor", "fedem"))
+        + "; fedem/floor per pair: "
+        + "/".join(
+            f"{a / b:.2f}" for a, b in zip(res["fedem"]["wall_runs"], res["floor"]["wall_runs"], strict=True)
+        )
+        + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--child", choices=sorted(_RUN))
-    p.add_argument("--repeats", type=int, default=3, help="runs of the floor and fedem (the median is shown)")
+    p.add_argument("--repeats", type=int, default=5, help="runs of the floor and fedem (the median is shown)")
     p.add_argument("--json", action="store_true", help="also print the raw figures as one JSON line")
     p.add_argument("paths", nargs="*")
     args = p.parse_args(argv)

@@ -38,3 +38,17 @@ def test_cli_merges_with_flags_over_config(base, adapters, tmp_path):
         0.5,
     )
     assert [a["name"] for a in json.loads((out / "fedem.json").read_text())["adapters"]] == ["a0", "a1"]
+
+
+def test_revisions_are_recorded_and_must_match_the_adapters(base, adapters, tmp_path):
+    import pytest
+
+    from fedem.errors import ConfigError
+    from fedem.merge import run
+
+    data = {"base": str(base.dir), "adapters": [str(a) for a in adapters[:2]], "output": str(tmp_path / "m")}
+    with pytest.raises(ConfigError, match="revisions: expected one per adapter"):
+        cfgio.load(MergeConfig, None, {**data, "revisions": ["abc"]})
+    run(cfgio.load(MergeConfig, None, {**data, "revisions": ["abc", None]}))
+    recorded = json.loads((tmp_path / "m" / "fedem.json").read_text())["adapters"]
+    assert [a["revision"] for a in recorded] == ["abc", None]
