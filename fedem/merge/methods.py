@@ -123,15 +123,12 @@ def combined_delta(terms: list[LoraTerm], spec: MergeSpec, tensor: str) -> torch
     total_w = sum(t.weight for t in terms)
     if m.low_rank:
         return weighted_low_rank_sum(terms, total_w if spec.normalized else 1.0)
-    if not m.ties:
-        acc = torch.zeros(terms[0].shape, dtype=torch.float32, device=terms[0].B.device)  # (o, i)
-        for t in terms:
-            acc.add_(sparsified(t, spec, tensor), alpha=t.weight)
-        return acc.div_(total_w) if spec.normalized else acc
-    # TIES: elect the sign of the weighted sum, then keep only the agreeing entries.
     acc = torch.zeros(terms[0].shape, dtype=torch.float32, device=terms[0].B.device)  # (o, i)
     for t in terms:
-        acc.add_(sparsified(t, spec, tensor), alpha=t.weight)
+        acc.add_(sparsified(t, spec, tensor), alpha=t.weight)  # Σ wₖτₖ
+    if not m.ties:
+        return acc.div_(total_w) if spec.normalized else acc
+    # TIES: the sign of that weighted sum is elected; then keep only the agreeing entries.
     positive = acc >= 0  # γ = +1 (bool (o, i))
     acc.zero_()
     agreeing_w = torch.zeros_like(acc) if spec.normalized else None

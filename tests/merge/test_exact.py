@@ -41,35 +41,49 @@ def _trim(d: np.ndarray, density: float) -> np.ndarray:
     return np.where(np.abs(d) >= kth, d, 0.0)
 
 
-def _dare(d: np.ndarray, p: float, seed: int, sha: str, name: str) -> np.ndarray:
-    """DARE (Yu et al. 2024, eq. 2): drop each entry with probability 1−p, rescale survivors by 1/p."""
+def _dare(d: np.ndarray, p: float, seed: int, sha: str, name: str, rescale: str = "inverse") -> np.ndarray:
+    """DARE (Yu et al. 2024, eq. 2): drop each entry with probability 1−p, rescale survivors by 1/p.
+
+    ``rescale="l1"`` is mergekit's variant instead: match the tensor's L1 norm.
+    """
     entropy = [seed, int.from_bytes(hashlib.sha256(f"{sha}\0{name}".encode()).digest(), "little")]
     u = np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy))).random(d.size)
-    return np.where(u.reshape(d.shape) < p, d, 0.0) / p
+    kept = np.where(u.reshape(d.shape) < p, d, 0.0)
+    return kept / p if rescale == "inverse" else kept * (np.abs(d).sum() / np.abs(kept).sum())
 
 
-def _ties_merge(taus: list[np.ndarray], w) -> np.ndarray:
+def _ties_merge(taus: list[np.ndarray], w, mean: bool = True) -> np.ndarray:
     """TIES steps 2–3 with weights: γ = sgn(Σ wₖτₖ) (0 counts as +), then Σ_agree wₖτₖ / Σ_agree wₖ."""
     T = np.stack(taus)  # (K, o, i)
     wk = np.asarray(w, dtype=np.float64)[:, None, None]
     gamma = np.where((wk * T).sum(0) >= 0, 1.0, -1.0)
     agree = (np.sign(T) == gamma) & (T != 0)
     num, den = (wk * T * agree).sum(0), (wk * agree).sum(0)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0) if mean else num
 
 
-def reference(method: str, w0, deltas, shas, *, w=W, density=1.0, lam=1.0, seed=0) -> dict[str, np.ndarray]:
+def reference(
+    method: str, w0, deltas, shas, *, w=W, density=1.0, lam=1.0, seed=0, rescale="inverse", normalize=None
+) -> dict[str, np.ndarray]:
     out = dict(w0)
+    ties = method in ("ties", "dare_ties")
+    mean = ties if normalize is None else normalize
     for name in deltas[0]:
         ds = [d[name] for d in deltas]
         if method == "linear":
             delta = sum(wk * d for wk, d in zip(w, ds, strict=True))
         elif method == "ties":
-            delta = _ties_merge([_trim(d, density) for d in ds], w)
+            delta = _ties_merge([_trim(d, density) for d in ds], w, mean)
         elif method == "dare_linear":
-            delta = sum(wk * _dare(d, density, seed, s, name) for wk, d, s in zip(w, ds, shas, strict=True))
+            delta = sum(
+                wk * _dare(d, density, seed, s, name, rescale) for wk, d, s in zip(w, ds, shas, strict=True)
+            )
         elif method == "dare_ties":
-            delta = _ties_merge([_dare(d, density, seed, s, name) for d, s in zip(ds, shas, strict=True)], w)
+            delta = _ties_merge(
+                [_dare(d, density, seed, s, name, rescale) for d, s in zip(ds, shas, strict=True)], w, mean
+            )
+        if mean and not ties:
+            delta = delta / sum(w)
         out[name] = w0[name] + lam * delta
     return out
 
@@ -97,6 +111,12 @@ def test_linear_equals_dense_fp64_sum(base, adapters, tmp_path):
         ("ties", {"density": 0.3}),
         ("dare_linear", {"density": 0.6, "seed": 7}),
         ("dare_ties", {"density": 0.5, "seed": 3, "lambda_": 1.5}),
+        ("ties", {"density": 0.5, "normalize": False}),  # the sum of agreeing deltas, not their mean
+        (
+            "dare_linear",
+            {"density": 0.5, "rescale": "l1", "normalize": True},
+        ),  # mergekit's rescale; an average
+        ("dare_ties", {"density": 0.4, "rescale": "l1", "normalize": False}),  # mergekit's dare_ties defaults
     ],
 )
 def test_elementwise_methods_equal_paper_reference(base, adapters, tmp_path, method, kw):
@@ -104,7 +124,15 @@ def test_elementwise_methods_equal_paper_reference(base, adapters, tmp_path, met
     merge_to_dir(base.dir, adapters, MergeSpec(method, weights=W, **kw), tmp_path / "m")
     got = read_tensors(tmp_path / "m")
     ref = reference(
-        method, w0, deltas, shas, density=kw["density"], lam=kw.get("lambda_", 1.0), seed=kw.get("seed", 0)
+        method,
+        w0,
+        deltas,
+        shas,
+        density=kw["density"],
+        lam=kw.get("lambda_", 1.0),
+        seed=kw.get("seed", 0),
+        rescale=kw.get("rescale", "inverse"),
+        normalize=kw.get("normalize"),
     )
     _assert_close(got, ref, w0, rel=2e-6)
 
