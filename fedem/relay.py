@@ -32,7 +32,7 @@ from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter
 from fedem.adapter.validate import AdapterReport, validate_adapter
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
-from fedem.hub.rules import is_revision_id
+from fedem.names import is_revision_id
 
 if TYPE_CHECKING:
     from fedem.train.engine import TrainResult
@@ -174,8 +174,9 @@ def relay_finetune(
     from the parent if it was trained on the same base weights. The result is in
     ``cfg.output/adapter``, validated, with ``fedem.json`` recording the parent revision.
     """
-    from fedem.train import lora
-    from fedem.train.jobs import finetune, resolve_model_dir
+    from fedem.adapter import lora
+    from fedem.model.seshu import resolve_model_dir
+    from fedem.train.jobs import finetune
 
     validate_adapter_name(name)
     hub = _hub(hub)
@@ -274,11 +275,9 @@ def push_adapter(
     ``fedem.json`` (None: a fresh adapter, only onto an empty repo). If the head moved since,
     ConflictError names the new head, its author and time; ``folder`` is never modified.
     """
-    from fedem.train.jobs import resolve_adapter_dir
-
     validate_adapter_name(name)
     hub = _hub(hub)
-    folder = resolve_adapter_dir(folder)
+    folder = pkg.resolve_adapter_dir(folder)
     if not folder.is_dir():
         raise AdapterRejected(f"{folder}: adapter folder not found")
     with tempfile.TemporaryDirectory(prefix="fedem-push-") as tmp:

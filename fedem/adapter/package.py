@@ -19,13 +19,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fedem import names, untrusted
 from fedem.errors import AdapterRejected
 from fedem.io import atomic_dir, atomic_write_json
 
-WEIGHTS = "adapter_model.safetensors"
-CONFIG = "adapter_config.json"
-PROVENANCE = "fedem.json"
-CARD = "README.md"
+# The file names' home is fedem.names; these short aliases read better inside the package.
+WEIGHTS = names.ADAPTER_WEIGHTS
+CONFIG = names.ADAPTER_CONFIG
+PROVENANCE = names.PROVENANCE
+CARD = names.CARD
 REQUIRED_FILES: tuple[str, ...] = (WEIGHTS, CONFIG, PROVENANCE)
 KIND = "seshu-lora-adapter"
 
@@ -49,6 +51,12 @@ PROVENANCE_FIELDS: tuple[str, ...] = (
 )
 
 
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """An adapter folder, or a finetune run folder holding ``adapter/``."""
+    path = Path(path)
+    return path / "adapter" if (path / "adapter" / CONFIG).is_file() else path
+
+
 def get_path(obj: dict, dotted: str, default: Any = None) -> Any:
     """``obj["a"]["b"]`` for ``"a.b"``; ``default`` when any step is missing."""
     for part in dotted.split("."):
@@ -59,30 +67,13 @@ def get_path(obj: dict, dotted: str, default: Any = None) -> Any:
 
 
 def read_json(path: Path, *, max_bytes: int) -> dict:
-    """A JSON object from ``path``, refusing oversized or malformed files (AdapterRejected)."""
-    if not path.is_file():
-        raise AdapterRejected(f"{path.parent.name or path.parent}: missing {path.name}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise AdapterRejected(f"{path.name}: {size:,} bytes exceeds the cap of {max_bytes:,} for a text file")
-    return parse_json_object(path.read_bytes(), path.name)
+    """A JSON object from ``path``, bounded (:mod:`fedem.untrusted`); AdapterRejected otherwise."""
+    return untrusted.read_json(path, max_bytes=max_bytes, error=AdapterRejected, where=path.name)
 
 
 def parse_json_object(raw: bytes, where: str) -> dict:
-    """The JSON object in ``raw``; AdapterRejected (one line) for anything else.
-
-    Hostile input is expected: bytes that are not UTF-8, malformed JSON, nesting deep enough to
-    exhaust the parser's recursion (RecursionError, which is not a ValueError), or a non-object.
-    """
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise AdapterRejected(f"{where}: invalid JSON ({err})") from None
-    except RecursionError:
-        raise AdapterRejected(f"{where}: invalid JSON (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise AdapterRejected(f"{where}: expected a JSON object")
-    return data
+    """The JSON object in ``raw``, bounded (:mod:`fedem.untrusted`); AdapterRejected otherwise."""
+    return untrusted.parse_json_object(raw, where, AdapterRejected)
 
 
 def check_provenance_fields(meta: dict) -> None:

@@ -5,7 +5,7 @@ name, dtype and shape is proven sane from the file system and the safetensors he
 
 1. files: only safetensors/JSON/Markdown/YAML, flat, no symlinks, within the count and size caps;
 2. ``fedem.json``: complete provenance, the right adapter name, weights sha256 matches;
-3. ``adapter_config.json``: LoRA only, rank within the cap, allowed targets (fedem.train.lora's
+3. ``adapter_config.json``: LoRA only, rank within the cap, allowed targets (fedem.adapter.lora's
    policy), no option our loader would ignore (DoRA, rsLoRA, rank patterns, extra modules);
 4. base: same architecture, same base weights (sha256), same base repo/revision when both known;
 5. safetensors header, parsed by hand: allowed dtypes, and exactly the LoRA A/B keys of the
@@ -28,30 +28,12 @@ from safetensors import safe_open
 from fedem.adapter import package as pkg
 from fedem.adapter.base import BaseInfo, as_base_info
 from fedem.adapter.header import TensorInfo, read_header
+from fedem.adapter.lora import lora_spec_from_config
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
-from fedem.errors import AdapterRejected, ConfigError
+from fedem.errors import AdapterRejected
 from fedem.io import sha256_file
-from fedem.model.seshu import PICKLE_SUFFIXES
-from fedem.train.lora import SAFE_TARGETS, check_targets
+from fedem.names import ARCHS, PICKLE_SUFFIXES
 
-# adapter_config.json fields that change what the weights mean while fedem's loader (which
-# rebuilds the LoraConfig from r, alpha, dropout and targets) would ignore them.
-_MUST_BE_OFF: dict[str, tuple] = {
-    "use_dora": (None, False),
-    "use_rslora": (None, False),
-    "lora_bias": (None, False),
-    "fan_in_fan_out": (None, False),
-    "bias": (None, "none"),
-    "modules_to_save": (None, []),
-    "rank_pattern": (None, {}),
-    "alpha_pattern": (None, {}),
-    "layers_to_transform": (None,),
-    "layers_pattern": (None, []),
-    "trainable_token_indices": (None,),
-    "target_parameters": (None, []),
-    "use_qalora": (None, False),
-    "use_bdlora": (None, False),
-}
 _KEY_RE = re.compile(r"base_model\.model\.((?:[A-Za-z0-9_]+\.)*([A-Za-z0-9_]+))\.lora_([AB])\.weight")
 
 
@@ -188,10 +170,10 @@ def _check_files(folder: Path, policy: AdapterPolicy) -> int:
 def _check_arch(arch: object) -> str:
     # Checked before anything looks the arch up (target policy, base shapes): a hostile record
     # must be refused in one line, not crash a dict lookup.
-    if not isinstance(arch, str) or arch not in SAFE_TARGETS:
+    if not isinstance(arch, str) or arch not in ARCHS:
         raise AdapterRejected(
             f"{pkg.PROVENANCE}: base.arch {str(arch)[:40]!r} is not a supported architecture "
-            f"(expected one of {', '.join(sorted(SAFE_TARGETS))})"
+            f"(expected one of {', '.join(ARCHS)})"
         )
     return arch
 
@@ -219,37 +201,8 @@ def _check_metrics(metrics: object) -> dict:
 
 
 def _check_lora_config(cfg: dict, arch: str, policy: AdapterPolicy) -> tuple[int, float, tuple[str, ...]]:
-    if cfg.get("peft_type") != "LORA":
-        raise AdapterRejected(f"{pkg.CONFIG}: peft_type {cfg.get('peft_type')!r}, expected 'LORA'")
-    r, alpha = cfg.get("r"), cfg.get("lora_alpha")
-    if type(r) is not int or r < 1:
-        raise AdapterRejected(f"{pkg.CONFIG}: r must be a positive integer (got {r!r})")
-    if r > policy.max_rank:
-        raise AdapterRejected(f"{pkg.CONFIG}: rank r={r} exceeds the policy maximum of {policy.max_rank}")
-    # An integer: fedem's loader (fedem.train.lora.LoraSpec) keeps alpha as an int, so 16.9
-    # would be trained and merged as 16, a different scale than its author used. 16.0 is fine.
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or not math.isfinite(alpha)
-        or alpha != int(alpha)
-        or not alpha > 0
-    ):
-        raise AdapterRejected(f"{pkg.CONFIG}: lora_alpha must be a positive integer (got {alpha!r})")
-    for field, allowed in _MUST_BE_OFF.items():
-        if cfg.get(field) not in allowed:
-            raise AdapterRejected(
-                f"{pkg.CONFIG}: {field}={cfg[field]!r} is not supported (fedem adapters are plain LoRA)"
-            )
-    targets = cfg.get("target_modules")
-    targets = [targets] if isinstance(targets, str) else targets
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise AdapterRejected(f"{pkg.CONFIG}: target_modules must be a non-empty list of module names")
-    try:
-        check_targets(targets, _check_arch(arch), field=f"{pkg.CONFIG}: target_modules")
-    except ConfigError as err:
-        raise AdapterRejected(str(err)) from None
-    return r, float(alpha), tuple(sorted(set(targets)))
+    spec = lora_spec_from_config(cfg, arch, max_rank=policy.max_rank)
+    return spec.r, float(spec.alpha), spec.targets
 
 
 def _check_same_base(meta: dict, base: BaseInfo) -> None:

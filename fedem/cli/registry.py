@@ -30,7 +30,7 @@ _NOW = click.option("--now", default=None, hidden=True, help="Pretend the time i
 
 
 def _clock(now: str | None):
-    from fedem.registry.clock import ManualClock, SystemClock, parse_time
+    from fedem.clock import ManualClock, SystemClock, parse_time
 
     if now is None:
         return SystemClock()

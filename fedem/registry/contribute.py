@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
+from fedem.clock import Clock, SystemClock, format_time
 from fedem.errors import RegistryError
-from fedem.registry.clock import Clock, SystemClock, format_time
 from fedem.registry.git import Git, redact
 from fedem.registry.model import (
     FREE,

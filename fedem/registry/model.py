@@ -2,7 +2,7 @@
 
 On the ``registry`` branch each adapter is ``registry/adapters/<name>.yaml``. The records
 here are frozen dataclasses; YAML is only their disk form (:func:`parse_adapter`,
-:func:`dump_adapter`). Times are canonical UTC strings (see :mod:`fedem.registry.clock`) so
+:func:`dump_adapter`). Times are canonical UTC strings (see :mod:`fedem.clock`) so
 a file round-trips byte for byte.
 
 A lock is in one of three forms:
@@ -24,17 +24,13 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from fedem.clock import format_time, parse_time
 from fedem.config import Invalid, from_dict, to_dict
 from fedem.errors import ConfigError, RegistryError
-from fedem.registry.clock import format_time, parse_time
+from fedem.names import ADAPTER_NAME_RULE, check_adapter_name, is_adapter_name, repo_name_problem
 
-NAME_PATTERN = "[a-z0-9][a-z0-9._-]*"
-_NAME_RE = re.compile(rf"\A{NAME_PATTERN}\Z")
-MAX_NAME = 64
 # GitHub logins: alphanumerics and single hyphens, at most 39 characters.
 _LOGIN_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\Z")
-# Hub repos may carry an owner ("org/name"); no "..", no leading slash, no spaces.
-_REPO_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?\Z")
 
 ADAPTERS_DIR = "registry/adapters"
 POLICY_PATH = "registry/policy.yaml"
@@ -47,11 +43,7 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def check_name(name: str, where: str = "adapter name") -> str:
     """Return ``name`` if it is a valid adapter name, else raise a one-line RegistryError."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
-        raise RegistryError(
-            f"{where} {name!r}: expected a name matching {NAME_PATTERN} of at most {MAX_NAME} characters"
-        )
-    return name
+    return check_adapter_name(name, RegistryError, where)
 
 
 def check_login(login: str, where: str = "login") -> str:
@@ -76,12 +68,12 @@ def adapter_path(name: str) -> str:
 
 def name_from_path(path: str) -> str:
     """The adapter name of a repo path, refusing anything but ``registry/adapters/<name>.yaml``."""
-    expected = f"expected {ADAPTERS_DIR}/<name>.yaml with a name matching {NAME_PATTERN}"
+    expected = f"expected {ADAPTERS_DIR}/<name>.yaml with a name of {ADAPTER_NAME_RULE}"
     prefix, suffix = ADAPTERS_DIR + "/", ".yaml"
     if not (isinstance(path, str) and path.startswith(prefix) and path.endswith(suffix)):
         raise RegistryError(f"path {path!r}: not an adapter file ({expected})")
     stem = path[len(prefix) : -len(suffix)]
-    if not _NAME_RE.match(stem) or len(stem) > MAX_NAME:
+    if not is_adapter_name(stem):
         raise RegistryError(f"path {path!r}: not an adapter file ({expected})")
     return stem
 
@@ -113,7 +105,7 @@ class Spec:
             raise Invalid("targets", "a non-empty list of module names")
         if not 1 <= self.rank <= 1024:
             raise Invalid("rank", "an integer from 1 to 1024")
-        if self.hub_repo is not None and (not _REPO_RE.match(self.hub_repo) or ".." in self.hub_repo):
+        if self.hub_repo is not None and repo_name_problem(self.hub_repo) is not None:
             raise Invalid("hub_repo", "a hub repo name like 'seshu-hi' or 'org/seshu-hi'")
 
 
@@ -206,8 +198,8 @@ class Adapter:
     hops: tuple[Hop, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name) or len(self.name) > MAX_NAME:
-            raise Invalid("name", f"a name matching {NAME_PATTERN}")
+        if not is_adapter_name(self.name):
+            raise Invalid("name", f"a name of {ADAPTER_NAME_RULE}")
 
     @property
     def hub_repo(self) -> str:
@@ -351,7 +343,6 @@ def dump_adapter(adapter: Adapter) -> str:
 __all__ = [
     "ADAPTERS_DIR",
     "FREE",
-    "NAME_PATTERN",
     "POLICY_PATH",
     "Adapter",
     "Hop",

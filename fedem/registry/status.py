@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 
-from fedem.registry.clock import format_duration
+from fedem.clock import format_duration
 from fedem.registry.model import Adapter
 
 HEADERS = ("adapter", "state", "holder", "since", "expires in", "last revision")

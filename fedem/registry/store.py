@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fedem.clock import Clock, SystemClock
 from fedem.errors import ConflictError, RegistryError
-from fedem.registry.clock import Clock, SystemClock
 from fedem.registry.git import Git, ensure_repo, redact
 from fedem.registry.model import ADAPTERS_DIR, POLICY_PATH, Adapter, dump_adapter, parse_adapter
 from fedem.registry.policy import Policy, parse_policy

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from fedem.adapter.lora import LoraSpec
 from fedem.config import Invalid
 from fedem.data.spec import DataSpec
-from fedem.model.presets import ARCHS, PRESETS
+from fedem.model.presets import PRESETS
+from fedem.names import ARCHS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,26 +76,6 @@ class TrainSpec:
             raise Invalid("eval_every", "an integer >= 1 or null")
         if self.threads is not None and self.threads < 1:
             raise Invalid("threads", "an integer >= 1 or null")
-
-
-@dataclasses.dataclass(frozen=True)
-class LoraSpec:
-    """LoRA hyper-parameters. Targets are checked per architecture (see fedem.train.lora)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    targets: tuple[str, ...] = ("in_proj",)
-
-    def __post_init__(self):
-        if not 1 <= self.r <= 1024:
-            raise Invalid("r", "an integer between 1 and 1024")
-        if self.alpha < 1:
-            raise Invalid("alpha", "an integer >= 1")
-        if not 0 <= self.dropout < 1:
-            raise Invalid("dropout", "a number in [0, 1)")
-        if not self.targets:
-            raise Invalid("targets", "at least one module name, e.g. [in_proj]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,29 +19,19 @@ from pathlib import Path
 import torch
 
 from fedem import config as cfgio
+from fedem.adapter import lora
+from fedem.adapter.base import BaseInfo
+from fedem.adapter.package import resolve_adapter_dir
+from fedem.adapter.validate import validate_adapter
 from fedem.data import build_dataset
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
-from fedem.model.seshu import write_model
+from fedem.model.seshu import resolve_model_dir, weights_sha256, write_model
+from fedem.names import ADAPTER_WEIGHTS, PROVENANCE
 from fedem.provenance import contributor_name, environment, utcnow
-from fedem.train import lora
 from fedem.train.config import FinetuneConfig, PretrainConfig
 from fedem.train.engine import TrainResult, distributed_state, run_training
-
-PROVENANCE = "fedem.json"
-
-
-def resolve_model_dir(path: str | Path) -> Path:
-    """A model folder, or a pretrain run folder holding ``model/``."""
-    path = Path(path)
-    return path / "model" if (path / "model" / "config.json").is_file() else path
-
-
-def resolve_adapter_dir(path: str | Path) -> Path:
-    """An adapter folder, or a finetune run folder holding ``adapter/``."""
-    path = Path(path)
-    return path / "adapter" if (path / "adapter" / lora.ADAPTER_CONFIG).is_file() else path
 
 
 def _config_hash(cfg) -> str:
@@ -150,14 +140,12 @@ def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainR
                 "kind": "seshu-model",
                 "created": utcnow().isoformat(),
                 "init": str(cfg.model.init) if cfg.model.init else None,
-                "init_sha256": sha256_file(resolve_model_dir(cfg.model.init) / "model.safetensors")
-                if cfg.model.init
-                else None,
+                "init_sha256": weights_sha256(cfg.model.init) if cfg.model.init else None,
                 "config": cfgio.to_dict(cfg),
                 "data": data.provenance(),
                 "metrics": result.__dict__,
                 "parameters": count_parameters(model),
-                "weights_sha256": sha256_file(tmp / "model.safetensors"),
+                "weights_sha256": weights_sha256(tmp),
                 **environment(),
             },
         )
@@ -207,16 +195,13 @@ def finetune(
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
     in provenance. A continued adapter is loaded trainable and must change.
     """
-    from fedem.adapter.base import BaseInfo
-    from fedem.adapter.validate import validate_adapter
-
     out, log = Path(cfg.output), _main_only(log)
     _check_output(out, resume, "adapter")
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
     _check_heldout_nesting(base_dir, cfg.data, "data.heldout_fraction")
     arch = model.config.model_type
-    base_sha = sha256_file(base_dir / "model.safetensors")
+    base_sha = weights_sha256(base_dir)
     if cfg.adapter:
         # Never load before validating; then continue with the adapter's own LoRA settings.
         adapter_dir = resolve_adapter_dir(cfg.adapter)
@@ -285,7 +270,7 @@ def _save_adapter(
                 "config": public,
                 "data": data.provenance(),
                 "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": total},
-                "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),
+                "weights_sha256": sha256_file(tmp / ADAPTER_WEIGHTS),
                 **environment(),
             },
         )

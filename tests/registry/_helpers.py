@@ -14,9 +14,9 @@ from typing import NoReturn
 
 import pytest
 
+from fedem.clock import UTC, ManualClock, format_time
 from fedem.errors import HubError
 from fedem.hub.base import Hub, Revision
-from fedem.registry.clock import UTC, ManualClock, format_time
 from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

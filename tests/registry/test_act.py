@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from fedem.registry.clock import ManualClock
+from fedem.clock import ManualClock
 from fedem.registry.contribute import prepare_request
 from fedem.registry.model import parse_adapter
 
