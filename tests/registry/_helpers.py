@@ -29,6 +29,12 @@ TEST_LOGINS = ("alice", "bob", "carol", "mallory", "boss", "eve", *(f"user{i}" f
 TEST_IDENTITIES = "identities: {" + ", ".join(f"{u}: [{u}]" for u in TEST_LOGINS) + "}\n"
 TEST_POLICY = "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: []\n" + TEST_IDENTITIES
 
+# The only pins allowed: releases that declare `using: node24` (GitHub retires Node 20 on its runners).
+NODE24_PINS = {
+    "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",  # v7.0.1
+    "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97",  # v7.0.0
+}
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
     "GIT_AUTHOR_EMAIL": "author@example.invalid",
