@@ -30,9 +30,11 @@ from fedem.adapter.base import BaseInfo
 from fedem.adapter.lineage import LineageEntry, format_lineage, lineage, merged_tag, tag_revision
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
 from fedem.adapter.validate import AdapterReport, validate_adapter
+from fedem.clock import Clock
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
 from fedem.names import is_revision_id
+from fedem.provenance import ParentRef
 
 if TYPE_CHECKING:
     from fedem.train.engine import TrainResult
@@ -164,6 +166,7 @@ def relay_finetune(
     resume: bool = False,
     progress: bool = True,
     log=print,
+    clock: Clock | None = None,
 ) -> RelayHop:
     """Train adapter ``name`` one hop: pull ``revision`` (None: head), validate it, continue it.
 
@@ -182,7 +185,7 @@ def relay_finetune(
     hub = _hub(hub)
     base_dir = resolve_model_dir(cfg.base)
     base = BaseInfo.from_dir(base_dir, repo=base_repo, revision=base_revision)
-    parent_rev, parent_dict, parent_meta = None, None, {}
+    parent_rev, parent_ref, parent_meta = None, None, {}
     if new:
         if revision is not None:
             raise FedemError("--new starts a fresh adapter; it cannot be combined with --revision")
@@ -211,16 +214,11 @@ def relay_finetune(
         if spec != cfg.lora:
             log(f"continuing with the adapter's own LoRA settings (r={spec.r}, alpha={spec.alpha})")
         cfg = dataclasses.replace(cfg, adapter=str(pulled.folder), name=name, lora=spec)
-        parent_dict = {
-            "repo": name,
-            "revision": parent_rev.id,
-            "author": parent_rev.author,
-            "time": parent_rev.time.isoformat(),
-        }
+        parent_ref = ParentRef.of(name, parent_rev.id, parent_rev.author, parent_rev.time)
         log(
             f"continuing {name}@{_short(parent_rev.id)} by {author_label(parent_rev)} ({_when(parent_rev.time)})"
         )
-    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_dict)
+    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_ref, clock=clock)
     out = Path(cfg.output) / "adapter"
     # Hub facts jobs.finetune cannot know: the base's hub name, inherited along the chain.
     inherited = pkg.get_path(parent_meta, "base", {}) if parent_meta else {}
@@ -296,17 +294,9 @@ def push_adapter(
             _check_continues(hub, name, parent_id, meta, staged)
             if report.parent_revision is None:  # an explicit --parent for a fresh adapter: record it
                 p = hub.resolve(name, parent_id)
+                parent_ref = ParentRef.of(name, p.id, p.author, p.time)
                 pkg.restamp(
-                    staged,
-                    {
-                        "parent": {
-                            "repo": name,
-                            "revision": p.id,
-                            "author": p.author,
-                            "time": p.time.isoformat(),
-                        }
-                    },
-                    card_base=pkg.get_path(meta, "base.repo"),
+                    staged, {"parent": parent_ref.to_dict()}, card_base=pkg.get_path(meta, "base.repo")
                 )
         author = author or os.environ.get("FEDEM_AUTHOR") or report.contributor
         message = message or (

@@ -23,13 +23,14 @@ from fedem.adapter import lora
 from fedem.adapter.base import BaseInfo
 from fedem.adapter.package import resolve_adapter_dir
 from fedem.adapter.validate import validate_adapter
+from fedem.clock import Clock
 from fedem.data import build_dataset
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
 from fedem.model.seshu import resolve_model_dir, weights_sha256, write_model
 from fedem.names import ADAPTER_WEIGHTS, PROVENANCE
-from fedem.provenance import contributor_name, environment, utcnow
+from fedem.provenance import AdapterRecord, ModelRecord, ParentRef, contributor_name, created
 from fedem.train.config import FinetuneConfig, PretrainConfig
 from fedem.train.engine import TrainResult, distributed_state, run_training
 
@@ -99,7 +100,9 @@ def _finish(out: Path, train_cfg) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
+def pretrain(
+    cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print, clock: Clock | None = None
+) -> TrainResult:
     """Train Seshu from scratch, or continue ``cfg.model.init`` (continuous pretraining)."""
     out, log = Path(cfg.output), _main_only(log)
     _check_output(out, resume, "model")
@@ -123,32 +126,28 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log
     )
     if _is_main():
-        _save_pretrained(out, cfg, model, data, result)
+        _save_pretrained(out, cfg, model, data, result, clock)
         log(f"saved {out / 'model'}")
     _barrier()
     log(result.summary())
     return result
 
 
-def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainResult) -> None:
+def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainResult, clock) -> None:
     with atomic_dir(out / "model") as tmp:
         write_model(model, tmp)
         cfgio.dump(cfg, tmp / "config.yaml")
-        atomic_write_json(
-            tmp / PROVENANCE,
-            {
-                "kind": "seshu-model",
-                "created": utcnow().isoformat(),
-                "init": str(cfg.model.init) if cfg.model.init else None,
-                "init_sha256": weights_sha256(cfg.model.init) if cfg.model.init else None,
-                "config": cfgio.to_dict(cfg),
-                "data": data.provenance(),
-                "metrics": result.__dict__,
-                "parameters": count_parameters(model),
-                "weights_sha256": weights_sha256(tmp),
-                **environment(),
-            },
+        record = ModelRecord(
+            created=created(clock),
+            init=str(cfg.model.init) if cfg.model.init else None,
+            init_sha256=weights_sha256(cfg.model.init) if cfg.model.init else None,
+            config=cfgio.to_dict(cfg),
+            data=data.provenance(),
+            metrics=result.__dict__,
+            parameters=count_parameters(model),
+            weights_sha256=weights_sha256(tmp),
         )
+        atomic_write_json(tmp / PROVENANCE, record.to_dict())
     _finish(out, cfg.train)
 
 
@@ -188,7 +187,13 @@ def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list
 
 
 def finetune(
-    cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print, parent: dict | None = None
+    cfg: FinetuneConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=print,
+    parent: ParentRef | None = None,
+    clock: Clock | None = None,
 ) -> TrainResult:
     """LoRA-finetune ``cfg.base``: a fresh adapter, or continue ``cfg.adapter`` (a relay hop).
 
@@ -236,7 +241,7 @@ def finetune(
     if changed == 0:
         raise FedemError(f"{out}: training changed no adapter weight; refusing to save an unchanged adapter")
     if _is_main():
-        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before))
+        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before), clock)
         log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
     _barrier()
     log(result.summary())
@@ -244,7 +249,7 @@ def finetune(
 
 
 def _save_adapter(
-    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total
+    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total, clock
 ) -> None:
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
@@ -252,26 +257,17 @@ def _save_adapter(
         public = _public_config(cfg)
         atomic_write_yaml(tmp / "config.yaml", public)
         atomic_write_text(tmp / "README.md", _model_card(cfg, arch, result, langs))
-        atomic_write_json(
-            tmp / PROVENANCE,
-            {
-                "kind": "seshu-lora-adapter",
-                "adapter": cfg.name,
-                "revision": None,  # assigned by the hub on publish
-                "parent": parent,
-                "base": {
-                    "path": public["base"],
-                    "arch": arch,
-                    "sha256": base_sha,
-                },
-                "contributor": contributor_name(cfg.contributor),
-                "created": utcnow().isoformat(),
-                "lora": cfgio.to_dict(cfg.lora),
-                "config": public,
-                "data": data.provenance(),
-                "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": total},
-                "weights_sha256": sha256_file(tmp / ADAPTER_WEIGHTS),
-                **environment(),
-            },
+        record = AdapterRecord(
+            adapter=cfg.name,
+            parent=parent,
+            base={"path": public["base"], "arch": arch, "sha256": base_sha},
+            contributor=contributor_name(cfg.contributor),
+            created=created(clock),
+            lora=cfgio.to_dict(cfg.lora),
+            config=public,
+            data=data.provenance(),
+            metrics={**result.__dict__, "tensors_changed": changed, "tensors": total},
+            weights_sha256=sha256_file(tmp / ADAPTER_WEIGHTS),
         )
+        atomic_write_json(tmp / PROVENANCE, record.to_dict())
     _finish(out, cfg.train)
