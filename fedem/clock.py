@@ -62,6 +62,15 @@ def now_utc(clock: Clock | None = None) -> datetime:
     return now.astimezone(UTC)
 
 
+def clock_at(now: str | None) -> Clock:
+    """The system clock, or (``now``, an ISO-8601 UTC time) a ManualClock stopped there.
+
+    For a simulator's or a test's ``--now``; the workflows always use the runner's clock.
+    Raises ValueError for a malformed time.
+    """
+    return SYSTEM_CLOCK if now is None else ManualClock(parse_time(now))
+
+
 def as_utc(dt: datetime) -> datetime:
     """An aware UTC datetime; naive input is taken to be UTC already (hub backends use UTC)."""
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -145,7 +145,4 @@ def generate(model_dir, prompt, adapter, max_new_tokens, temperature, top_k, see
     )
 
 
-def register(main: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    for cmd in (pretrain, finetune, perplexity, generate):
-        main.add_command(cmd)
+COMMANDS: tuple[click.Command, ...] = (pretrain, finetune, perplexity, generate)
