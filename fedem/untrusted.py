@@ -210,8 +210,10 @@ def parse_yaml(
     except RecursionError:
         raise error(f"{where}: invalid YAML (nested too deeply)") from None
     except yaml.YAMLError as err:
-        first = " ".join(str(err).split())[:200]
-        raise error(f"{where}: invalid YAML ({first})") from None
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())[:200]
+        raise error(f"{where}: invalid YAML{at}: {problem}") from None
 
 
 def read_yaml(

@@ -95,7 +95,7 @@ def prepare_request(
     if data is None:
         known = sorted(
             p.rsplit("/", 1)[-1][: -len(".yaml")]
-            for _, _, _, p in git.ls_tree(base, "registry/adapters")
+            for _, _, _, p, _ in git.ls_tree(base, "registry/adapters")
             if p.endswith(".yaml")
         )
         raise RegistryError(
