@@ -30,6 +30,8 @@ from fedem.names import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ARCHS, PICKLE_SUFFIXES
 # in_proj for every architecture in fedem.names.ARCHS (BRIEF §3: the only target safe everywhere).
 SAFE_TARGETS: dict[str, frozenset[str]] = {arch: frozenset({"in_proj"}) for arch in ARCHS}
 
+MAX_ALPHA = 4096
+
 REFUSED_TARGETS: dict[str, str] = {
     "dt_proj": "transformers computes dt_proj.weight @ x directly, so a dt_proj LoRA never trains, "
     "and it is applied only once merged: evaluation and merged output would disagree",
@@ -52,8 +54,9 @@ class LoraSpec:
     def __post_init__(self):
         if not 1 <= self.r <= 1024:
             raise Invalid("r", "an integer between 1 and 1024")
-        if self.alpha < 1:
-            raise Invalid("alpha", "an integer >= 1")
+        # alpha/r scales every update: past a few thousand it only overflows (non-finite outputs).
+        if not 1 <= self.alpha <= MAX_ALPHA:
+            raise Invalid("alpha", f"an integer from 1 to {MAX_ALPHA}")
         if not 0 <= self.dropout < 1:
             raise Invalid("dropout", "a number in [0, 1)")
         if not self.targets:

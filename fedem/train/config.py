@@ -15,6 +15,8 @@ from fedem.data.spec import DataSpec
 from fedem.model.presets import PRESETS
 from fedem.names import ARCHS
 
+MAX_STEPS = 100_000_000
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -56,11 +58,20 @@ class TrainSpec:
     threads: int | None = None
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise Invalid(name, "an integer >= 1")
-        if not self.lr > 0:
-            raise Invalid("lr", "a number > 0")
+        # Upper bounds too: a config is untrusted input, and 10**18 steps would only fail (or
+        # allocate a schedule of that size) after the data was built.
+        for name, most in (
+            ("steps", MAX_STEPS),
+            ("batch_size", 1 << 16),
+            ("grad_accum", 1 << 16),
+            ("log_every", MAX_STEPS),
+            ("save_every", MAX_STEPS),
+            ("eval_batch_size", 1 << 16),
+        ):
+            if not 1 <= getattr(self, name) <= most:
+                raise Invalid(name, f"an integer from 1 to {most:,}")
+        if not 0 < self.lr <= 1000:
+            raise Invalid("lr", "a number in (0, 1000]")
         if not 0 <= self.min_lr_ratio <= 1:
             raise Invalid("min_lr_ratio", "a number between 0 and 1")
         if not 0 <= self.warmup_steps <= self.steps:
@@ -72,10 +83,12 @@ class TrainSpec:
                 raise Invalid(name, "a number in [0, 1)")
         if not self.grad_clip >= 0:
             raise Invalid("grad_clip", "a number >= 0 (0 disables clipping)")
-        if self.eval_every is not None and self.eval_every < 1:
-            raise Invalid("eval_every", "an integer >= 1 or null")
-        if self.threads is not None and self.threads < 1:
-            raise Invalid("threads", "an integer >= 1 or null")
+        if self.eval_every is not None and not 1 <= self.eval_every <= MAX_STEPS:
+            raise Invalid("eval_every", f"an integer from 1 to {MAX_STEPS:,}, or null")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise Invalid("threads", "an integer from 1 to 4096, or null")
+        if not 0 <= self.seed < 2**32:
+            raise Invalid("seed", "an integer from 0 to 2**32 - 1")
 
 
 @dataclasses.dataclass(frozen=True)

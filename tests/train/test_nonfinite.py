@@ -9,12 +9,12 @@ from fedem.train.engine import NonFiniteError
 
 
 def test_diverging_run_names_the_step_and_saves_nothing(tmp_path, tiny_data, tiny_train):
-    # An absurd learning rate: the first update blows the weights up, the next loss is not finite.
+    # A learning rate that overflows: the first update blows the weights up, the next loss is not finite.
     out = tmp_path / "run"
     cfg = PretrainConfig(
         model=ModelSpec(preset="tiny"),
         data=tiny_data(),
-        train=tiny_train(steps=6, lr=1e12, warmup_steps=0, grad_clip=0.0, log_every=3, save_every=1),
+        train=tiny_train(steps=6, lr=100.0, warmup_steps=0, grad_clip=0.0, log_every=3, save_every=1),
         output=str(out),
     )
     with pytest.raises(NonFiniteError) as err:
