@@ -121,6 +121,14 @@ MODEL_CONFIG = "config.json"
 MODEL_WEIGHTS = "model.safetensors"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def is_safe_file_name(name: object) -> bool:
+    """A file name that can travel anywhere: no path parts, no control or shell characters."""
+    return isinstance(name, str) and _FILE_NAME_RE.fullmatch(name) is not None and ".." not in name
+
+
 # Pickle-based formats run code when loaded: refused wherever a model or adapter is read.
 PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 

@@ -29,7 +29,7 @@ from fedem.adapter import package as pkg
 from fedem.adapter.base import BaseInfo
 from fedem.adapter.lineage import LineageEntry, format_lineage, lineage, merged_tag, tag_revision
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
-from fedem.adapter.validate import AdapterReport, validate_adapter
+from fedem.adapter.validate import AdapterReport, check_files, validate_adapter
 from fedem.clock import Clock
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
@@ -278,6 +278,7 @@ def push_adapter(
     folder = pkg.resolve_adapter_dir(folder)
     if not folder.is_dir():
         raise AdapterRejected(f"{folder}: adapter folder not found")
+    check_files(folder, policy)  # before any copy: a FIFO or a device must never be opened
     with tempfile.TemporaryDirectory(prefix="fedem-push-") as tmp:
         # Publish exactly the bytes that were validated: a copy nobody else writes to.
         staged = Path(tmp) / name

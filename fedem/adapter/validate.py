@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from fedem.adapter.lora import lora_spec_from_config
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
 from fedem.errors import AdapterRejected
 from fedem.io import sha256_file
-from fedem.names import ARCHS, PICKLE_SUFFIXES
+from fedem.names import ARCHS, PICKLE_SUFFIXES, is_safe_file_name
 
 _KEY_RE = re.compile(r"base_model\.model\.((?:[A-Za-z0-9_]+\.)*([A-Za-z0-9_]+))\.lora_([AB])\.weight")
 
@@ -75,7 +76,7 @@ def validate_adapter(
     folder = Path(folder)
     if name is not None:
         validate_adapter_name(name)
-    total = _check_files(folder, policy)
+    total = check_files(folder, policy)
     meta = pkg.read_json(folder / pkg.PROVENANCE, max_bytes=policy.max_text_bytes)
     pkg.check_provenance_fields(meta)
     recorded = meta["adapter"]
@@ -126,42 +127,53 @@ def validate_adapter(
     )
 
 
-def _check_files(folder: Path, policy: AdapterPolicy) -> int:
-    """Refuse unexpected files before reading any; return the folder's total size in bytes."""
+def check_files(folder: Path, policy: AdapterPolicy = DEFAULT_POLICY) -> int:
+    """Refuse unexpected files before reading or copying any; return the folder's size in bytes.
+
+    Judged from ``lstat`` alone: only regular files with names from a safe character set, no
+    symlinks, FIFOs, devices, sockets or sub-folders (opening a FIFO would block a push forever).
+    """
     if not folder.is_dir():
         raise AdapterRejected(f"{folder}: adapter folder not found")
     entries = sorted(folder.iterdir())
+    if len(entries) > policy.max_files:
+        raise AdapterRejected(f"{folder.name}: {len(entries)} files exceeds the cap of {policy.max_files}")
+    sizes = {}
     for p in entries:
-        if p.is_symlink():
+        if not is_safe_file_name(p.name):
+            raise AdapterRejected(
+                f"{p.name[:60]!r}: file names in an adapter use letters, digits, '.', '_', '-' only"
+            )
+        mode = p.lstat().st_mode
+        if stat.S_ISLNK(mode):
             raise AdapterRejected(f"{p.name}: symlinks are refused (an adapter holds plain files)")
         if p.suffix.lower() in PICKLE_SUFFIXES:
             raise AdapterRejected(
                 f"{p.name}: pickle files run code when loaded and are refused; adapters are safetensors"
             )
-        if p.is_dir():
+        if stat.S_ISDIR(mode):
             raise AdapterRejected(f"{p.name}/: sub-folders are refused (an adapter is one flat folder)")
+        if not stat.S_ISREG(mode):
+            raise AdapterRejected(f"{p.name}: not a regular file (FIFOs, devices and sockets are refused)")
         if p.suffix not in policy.allowed_suffixes:
             raise AdapterRejected(
                 f"{p.name}: only {', '.join(policy.allowed_suffixes)} files are allowed in an adapter"
             )
-    if len(entries) > policy.max_files:
-        raise AdapterRejected(f"{folder.name}: {len(entries)} files exceeds the cap of {policy.max_files}")
+        sizes[p.name] = p.lstat().st_size
     for required in pkg.REQUIRED_FILES:
-        if not (folder / required).is_file():
+        if required not in sizes:
             raise AdapterRejected(f"{folder.name}: missing {required}")
-    total = 0
-    for p in entries:
-        size = p.stat().st_size
-        if p.suffix != ".safetensors" and size > policy.max_text_bytes:
+    for name, size in sizes.items():
+        if not name.endswith(".safetensors") and size > policy.max_text_bytes:
             raise AdapterRejected(
-                f"{p.name}: {size:,} bytes exceeds the cap of {policy.max_text_bytes:,} for a text file"
+                f"{name}: {size:,} bytes exceeds the cap of {policy.max_text_bytes:,} for a text file"
             )
-        total += size
+    total = sum(sizes.values())
     if total > policy.max_bytes:
         raise AdapterRejected(
             f"{folder.name}: {total:,} bytes exceeds the adapter size cap of {policy.max_bytes:,}"
         )
-    extra = [p.name for p in entries if p.suffix == ".safetensors" and p.name != pkg.WEIGHTS]
+    extra = [n for n in sizes if n.endswith(".safetensors") and n != pkg.WEIGHTS]
     if extra:
         raise AdapterRejected(f"{extra[0]}: unexpected weights file; an adapter holds only {pkg.WEIGHTS}")
     return total

@@ -11,7 +11,7 @@ import fnmatch
 from pathlib import Path, PurePosixPath
 
 from fedem.errors import HubError
-from fedem.names import check_repo_name, check_tag
+from fedem.names import check_repo_name, check_tag, is_safe_file_name
 
 ALLOWED_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.json", "*.md", "*.yaml")
 
@@ -39,9 +39,12 @@ def validate_file_path(path: str) -> str:
         or not path
         or p.is_absolute()
         or "\\" in path
-        or any(part in ("", ".", "..") for part in path.split("/"))
+        or not all(is_safe_file_name(part) for part in path.split("/"))
     ):
-        raise HubError(f"invalid file path {path!r}: expected a relative path inside the repo, without '..'")
+        raise HubError(
+            f"invalid file path {str(path)[:80]!r}: expected a relative path inside the repo whose parts "
+            "use letters, digits, '.', '_', '-' (no '..')"
+        )
     if not is_allowed_file(path):
         raise HubError(
             f"refusing file {path!r}: only {', '.join(ALLOWED_PATTERNS)} files travel through a hub"
@@ -65,6 +68,8 @@ def publishable_files(folder: str | Path) -> list[tuple[str, Path]]:
             raise HubError(f"cannot publish {folder}: {rel} is a symlink (publish real files only)")
         if p.is_dir():
             continue
+        if not p.is_file():
+            raise HubError(f"cannot publish {folder}: {rel} is not a regular file (FIFOs, devices, sockets)")
         if not is_allowed_file(rel):
             raise HubError(
                 f"cannot publish {folder}: {rel} is not one of {', '.join(ALLOWED_PATTERNS)} "
