@@ -113,6 +113,41 @@ def is_revision_id(value: object) -> bool:
     return is_git_commit(value) or is_sha256(value)
 
 
+# -- free text --------------------------------------------------------------------------------------
+# Contributor names, hub authors and revision messages reach the hub, PR comments and terminals.
+MAX_PERSON = 100
+MAX_MESSAGE = 2000
+
+
+def free_text_problem(value: object, *, max_len: int, multiline: bool = False) -> str | None:
+    """Why ``value`` is not acceptable free text (a string, bounded, printable), or None."""
+    if not isinstance(value, str):
+        return f"expected a string, got {type(value).__name__}"
+    if not value.strip():
+        return "expected a non-empty string"
+    if len(value) > max_len:
+        return f"{len(value)} characters, at most {max_len} allowed"
+    allowed = "\n\t" if multiline else ""
+    if any((not c.isprintable()) and c not in allowed for c in value):
+        return "control characters are not allowed" + ("" if multiline else " (one line only)")
+    return None
+
+
+def check_free_text(
+    value: object,
+    field: str,
+    error: type[FedemError] = FedemError,
+    *,
+    max_len: int = MAX_PERSON,
+    multiline=False,
+) -> str:
+    """Return ``value`` if it is acceptable free text for ``field``; else raise ``error``."""
+    problem = free_text_problem(value, max_len=max_len, multiline=multiline)
+    if problem is not None:
+        raise error(f"{field} {str(value)[:40]!r}: {problem}")
+    return value  # type: ignore[return-value]
+
+
 # -- files ------------------------------------------------------------------------------------------
 PROVENANCE = "fedem.json"  # every output fedem writes: what made it
 RUN_CONFIG = "config.yaml"  # the resolved job config, in run folders and packages

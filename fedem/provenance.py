@@ -24,7 +24,7 @@ from typing import Any
 
 from fedem.clock import Clock, format_time, now_utc
 from fedem.errors import AdapterRejected
-from fedem.names import PROVENANCE
+from fedem.names import PROVENANCE, check_free_text
 
 ADAPTER_KIND = "seshu-lora-adapter"
 MODEL_KIND = "seshu-model"
@@ -197,6 +197,7 @@ class AdapterRecord:
         parent = meta.get("parent")
         if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("revision"), str)):
             raise AdapterRejected(f"{PROVENANCE}: parent must be null or an object with a revision id")
+        check_free_text(meta["contributor"], f"{PROVENANCE}: contributor", AdapterRejected)
         for field in ("base", "metrics", "data"):
             if not isinstance(meta[field], dict):
                 raise AdapterRejected(f"{PROVENANCE}: {field} must be an object")

@@ -33,7 +33,7 @@ from fedem.adapter.validate import AdapterReport, check_files, validate_adapter
 from fedem.clock import Clock
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
-from fedem.names import is_revision_id
+from fedem.names import MAX_MESSAGE, check_free_text, is_revision_id
 from fedem.provenance import ParentRef
 
 if TYPE_CHECKING:
@@ -299,10 +299,19 @@ def push_adapter(
                 pkg.restamp(
                     staged, {"parent": parent_ref.to_dict()}, card_base=pkg.get_path(meta, "base.repo")
                 )
-        author = author or os.environ.get("FEDEM_AUTHOR") or report.contributor
-        message = message or (
-            f"{report.contributor}: {meta['metrics']['steps']} steps, held-out bits/byte "
-            f"{report.bpb_before:.4f} -> {report.bpb_after:.4f}"
+        author = check_free_text(
+            author or os.environ.get("FEDEM_AUTHOR") or report.contributor, "author", FedemError
+        )
+        message = check_free_text(
+            message
+            or (
+                f"{report.contributor}: {meta['metrics']['steps']} steps, held-out bits/byte "
+                f"{report.bpb_before:.4f} -> {report.bpb_after:.4f}"
+            ),
+            "message",
+            FedemError,
+            max_len=MAX_MESSAGE,
+            multiline=True,
         )
         try:
             return hub.publish(name, staged, message=message, parent=parent_id, author=author)

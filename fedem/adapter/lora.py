@@ -142,6 +142,17 @@ def lora_spec_from_config(
             raise AdapterRejected(
                 f"{where}: {field}={repr(cfg[field])[:40]} is not supported (fedem adapters are plain LoRA)"
             )
+    base_path = cfg.get("base_model_name_or_path")
+    if base_path is not None and (
+        not isinstance(base_path, str)
+        or base_path.startswith(("/", "~", "\\"))
+        or ":" in base_path
+        or ".." in base_path
+    ):
+        raise AdapterRejected(
+            f"{where}: base_model_name_or_path {repr(base_path)[:60]} looks like a local path; "
+            "a published adapter names its base by a hub id or a plain name"
+        )
     targets = cfg.get("target_modules")
     targets = [targets] if isinstance(targets, str) else targets
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):

@@ -13,7 +13,7 @@ from fedem.adapter.lora import LoraSpec
 from fedem.config import Invalid
 from fedem.data.spec import DataSpec
 from fedem.model.presets import PRESETS
-from fedem.names import ARCHS
+from fedem.names import ARCHS, MAX_PERSON, adapter_name_problem, free_text_problem
 
 MAX_STEPS = 100_000_000
 
@@ -115,3 +115,12 @@ class FinetuneConfig:
     )
     lora: LoraSpec = dataclasses.field(default_factory=LoraSpec)
     output: str = "runs/adapter"
+
+    def __post_init__(self):
+        # The same rules push and the registry apply, checked before any training is spent.
+        if (problem := adapter_name_problem(self.name)) is not None:
+            raise Invalid("name", f"an adapter name ({problem})")
+        if self.contributor is not None and (
+            problem := free_text_problem(self.contributor, max_len=MAX_PERSON)
+        ):
+            raise Invalid("contributor", f"a short one-line name ({problem})")

@@ -29,7 +29,7 @@ from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
 from fedem.model.seshu import resolve_model_dir, weights_sha256, write_model
-from fedem.names import ADAPTER_WEIGHTS, PROVENANCE
+from fedem.names import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROVENANCE
 from fedem.provenance import AdapterRecord, ModelRecord, ParentRef, contributor_name, created
 from fedem.train.config import FinetuneConfig, PretrainConfig
 from fedem.train.engine import TrainResult, distributed_state, run_training
@@ -167,6 +167,15 @@ def _public_config(cfg: FinetuneConfig) -> dict:
     return data
 
 
+def _cut_base_path(path: Path) -> None:
+    """PEFT writes the base's load path (often absolute: a contributor's home) into
+    ``adapter_config.json``; a published adapter keeps only its last component."""
+    cfg = json.loads(path.read_text())
+    if cfg.get("base_model_name_or_path"):
+        cfg["base_model_name_or_path"] = Path(cfg["base_model_name_or_path"]).name
+    atomic_write_json(path, cfg)
+
+
 def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list[str]) -> str:
     return "\n".join(
         [
@@ -254,6 +263,7 @@ def _save_adapter(
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
+        _cut_base_path(tmp / ADAPTER_CONFIG)
         public = _public_config(cfg)
         atomic_write_yaml(tmp / "config.yaml", public)
         atomic_write_text(tmp / "README.md", _model_card(cfg, arch, result, langs))
