@@ -33,10 +33,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
 
-# ruff on the code; actionlint (jactionlint, offline), zizmor and the workflow schema on .github/.
+# ruff on the code; the import layers (import-linter, contracts in pyproject.toml);
+# actionlint (jactionlint, offline), zizmor and the workflow schema on .github/.
 lint: $(STAMP)
 	$(BIN)/ruff check fedem tests benchmarks scripts
 	$(BIN)/ruff format --check fedem tests benchmarks scripts
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/jactionlint --no-hints .github/workflows/*.yml
 	$(BIN)/zizmor --offline -q .github/workflows/
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -35,9 +35,9 @@ def _row(name: str, value: float, unit: str, base_name: str, base: float, note: 
 
 def demo_adapter(folder: Path) -> Path:
     """An untrained adapter with the demo's shape (small Seshu, r=8 on in_proj), as saved by fedem."""
+    from fedem.adapter.lora import add_lora
     from fedem.model import build_model
     from fedem.train import LoraSpec
-    from fedem.train.lora import add_lora
 
     add_lora(build_model("small"), LoraSpec(), "mamba2").save_pretrained(folder, safe_serialization=True)
     return folder

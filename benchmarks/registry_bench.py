@@ -13,9 +13,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from fedem.clock import ManualClock, format_time
 from fedem.errors import HubError
 from fedem.hub.base import Hub, Revision
-from fedem.registry.clock import ManualClock, format_time
 from fedem.registry.git import Git
 from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
 from fedem.registry.ops import reconcile_remote

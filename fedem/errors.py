@@ -30,7 +30,7 @@ class ModelError(FedemError):
     """A model or adapter directory cannot be used."""
 
 
-class AdapterRejected(FedemError):
+class AdapterRejected(ModelError):
     """An adapter failed validation and was not loaded."""
 
 

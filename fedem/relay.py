@@ -29,10 +29,12 @@ from fedem.adapter import package as pkg
 from fedem.adapter.base import BaseInfo
 from fedem.adapter.lineage import LineageEntry, format_lineage, lineage, merged_tag, tag_revision
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
-from fedem.adapter.validate import AdapterReport, validate_adapter
+from fedem.adapter.validate import AdapterReport, check_files, validate_adapter
+from fedem.clock import Clock
 from fedem.errors import AdapterRejected, ConflictError, FedemError, HubError
 from fedem.hub import Hub, Revision, open_hub
-from fedem.hub.rules import is_revision_id
+from fedem.names import MAX_MESSAGE, check_free_text, is_revision_id
+from fedem.provenance import ParentRef
 
 if TYPE_CHECKING:
     from fedem.train.engine import TrainResult
@@ -164,6 +166,7 @@ def relay_finetune(
     resume: bool = False,
     progress: bool = True,
     log=print,
+    clock: Clock | None = None,
 ) -> RelayHop:
     """Train adapter ``name`` one hop: pull ``revision`` (None: head), validate it, continue it.
 
@@ -174,14 +177,15 @@ def relay_finetune(
     from the parent if it was trained on the same base weights. The result is in
     ``cfg.output/adapter``, validated, with ``fedem.json`` recording the parent revision.
     """
-    from fedem.train import lora
-    from fedem.train.jobs import finetune, resolve_model_dir
+    from fedem.adapter import lora
+    from fedem.model.seshu import resolve_model_dir
+    from fedem.train.jobs import finetune
 
     validate_adapter_name(name)
     hub = _hub(hub)
     base_dir = resolve_model_dir(cfg.base)
     base = BaseInfo.from_dir(base_dir, repo=base_repo, revision=base_revision)
-    parent_rev, parent_dict, parent_meta = None, None, {}
+    parent_rev, parent_ref, parent_meta = None, None, {}
     if new:
         if revision is not None:
             raise FedemError("--new starts a fresh adapter; it cannot be combined with --revision")
@@ -210,16 +214,11 @@ def relay_finetune(
         if spec != cfg.lora:
             log(f"continuing with the adapter's own LoRA settings (r={spec.r}, alpha={spec.alpha})")
         cfg = dataclasses.replace(cfg, adapter=str(pulled.folder), name=name, lora=spec)
-        parent_dict = {
-            "repo": name,
-            "revision": parent_rev.id,
-            "author": parent_rev.author,
-            "time": parent_rev.time.isoformat(),
-        }
+        parent_ref = ParentRef.of(name, parent_rev.id, parent_rev.author, parent_rev.time)
         log(
             f"continuing {name}@{_short(parent_rev.id)} by {author_label(parent_rev)} ({_when(parent_rev.time)})"
         )
-    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_dict)
+    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_ref, clock=clock)
     out = Path(cfg.output) / "adapter"
     # Hub facts jobs.finetune cannot know: the base's hub name, inherited along the chain.
     inherited = pkg.get_path(parent_meta, "base", {}) if parent_meta else {}
@@ -274,13 +273,12 @@ def push_adapter(
     ``fedem.json`` (None: a fresh adapter, only onto an empty repo). If the head moved since,
     ConflictError names the new head, its author and time; ``folder`` is never modified.
     """
-    from fedem.train.jobs import resolve_adapter_dir
-
     validate_adapter_name(name)
     hub = _hub(hub)
-    folder = resolve_adapter_dir(folder)
+    folder = pkg.resolve_adapter_dir(folder)
     if not folder.is_dir():
         raise AdapterRejected(f"{folder}: adapter folder not found")
+    check_files(folder, policy)  # before any copy: a FIFO or a device must never be opened
     with tempfile.TemporaryDirectory(prefix="fedem-push-") as tmp:
         # Publish exactly the bytes that were validated: a copy nobody else writes to.
         staged = Path(tmp) / name
@@ -297,22 +295,23 @@ def push_adapter(
             _check_continues(hub, name, parent_id, meta, staged)
             if report.parent_revision is None:  # an explicit --parent for a fresh adapter: record it
                 p = hub.resolve(name, parent_id)
+                parent_ref = ParentRef.of(name, p.id, p.author, p.time)
                 pkg.restamp(
-                    staged,
-                    {
-                        "parent": {
-                            "repo": name,
-                            "revision": p.id,
-                            "author": p.author,
-                            "time": p.time.isoformat(),
-                        }
-                    },
-                    card_base=pkg.get_path(meta, "base.repo"),
+                    staged, {"parent": parent_ref.to_dict()}, card_base=pkg.get_path(meta, "base.repo")
                 )
-        author = author or os.environ.get("FEDEM_AUTHOR") or report.contributor
-        message = message or (
-            f"{report.contributor}: {meta['metrics']['steps']} steps, held-out bits/byte "
-            f"{report.bpb_before:.4f} -> {report.bpb_after:.4f}"
+        author = check_free_text(
+            author or os.environ.get("FEDEM_AUTHOR") or report.contributor, "author", FedemError
+        )
+        message = check_free_text(
+            message
+            or (
+                f"{report.contributor}: {meta['metrics']['steps']} steps, held-out bits/byte "
+                f"{report.bpb_before:.4f} -> {report.bpb_after:.4f}"
+            ),
+            "message",
+            FedemError,
+            max_len=MAX_MESSAGE,
+            multiline=True,
         )
         try:
             return hub.publish(name, staged, message=message, parent=parent_id, author=author)

@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from fedem.errors import ModelError
-from fedem.io import sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +22,7 @@ class BaseInfo:
 
     ``linear_shapes`` maps each ``nn.Linear`` module path (as in ``model.named_modules()``, e.g.
     ``backbone.layers.0.mixer.in_proj``) to its weight shape ``(out_features, in_features)``.
-    ``sha256`` (of ``model.safetensors``), ``repo`` and ``revision`` are None when unknown.
+    ``sha256`` (:func:`fedem.model.seshu.weights_sha256`), ``repo`` and ``revision`` are None when unknown.
     """
 
     arch: str
@@ -63,20 +62,15 @@ class BaseInfo:
         """From a Seshu model folder (or a pretrain run folder holding ``model/``)."""
         from transformers import AutoConfig
 
-        from fedem.model import check_model_dir
+        from fedem.model.seshu import check_model_dir, resolve_model_dir, weights_sha256
 
-        path = Path(path)
-        if (path / "model" / "config.json").is_file():
-            path = path / "model"
-        check_model_dir(path)
+        path = check_model_dir(resolve_model_dir(path))
         try:
             json.loads((path / "config.json").read_text())
             config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"{path}: unreadable config.json ({str(err).splitlines()[0]})") from None
-        weights = path / "model.safetensors"
-        sha = sha256_file(weights) if weights.is_file() else None
-        return cls.from_config(config, sha256=sha, repo=repo, revision=revision)
+        return cls.from_config(config, sha256=weights_sha256(path), repo=repo, revision=revision)
 
     def lora_shapes(self, targets: tuple[str, ...] | list[str], r: int) -> dict[str, tuple[int, int]]:
         """PEFT state-dict key → shape for a rank-``r`` LoRA on ``targets``.

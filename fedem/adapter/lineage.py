@@ -15,6 +15,7 @@ from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter
 from fedem.errors import FedemError
 from fedem.hub import Hub, Revision, open_hub
 from fedem.hub.rules import validate_tag
+from fedem.table import format_table
 
 MERGED_TAG_PREFIX = "merged-"
 
@@ -127,10 +128,7 @@ def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
                 e.base or "?",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
-    ]
+    lines = [format_table(rows[0], rows[1:])]
     if any(not e.parent_matches for e in entries):
         lines.append("! fedem.json missing, unreadable, or its parent disagrees with the hub")
     return "\n".join(lines)

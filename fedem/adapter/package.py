@@ -4,7 +4,7 @@ A package is one flat folder::
 
     adapter_model.safetensors   the LoRA A/B tensors (nothing else)
     adapter_config.json         PEFT's LoraConfig
-    fedem.json                  provenance (see PROVENANCE_FIELDS), written by fedem.train.jobs
+    fedem.json                  provenance (fedem.provenance.AdapterRecord)
     README.md, config.yaml      model card and the training config (optional)
 
 The hub assigns a revision id when the package is published, so ``fedem.json`` never holds its
@@ -19,82 +19,41 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fedem import names, provenance, untrusted
 from fedem.errors import AdapterRejected
 from fedem.io import atomic_dir, atomic_write_json
+from fedem.provenance import ADAPTER_REQUIRED, AdapterRecord
 
-WEIGHTS = "adapter_model.safetensors"
-CONFIG = "adapter_config.json"
-PROVENANCE = "fedem.json"
-CARD = "README.md"
+# The file names' home is fedem.names; these short aliases read better inside the package.
+WEIGHTS = names.ADAPTER_WEIGHTS
+CONFIG = names.ADAPTER_CONFIG
+PROVENANCE = names.PROVENANCE
+CARD = names.CARD
 REQUIRED_FILES: tuple[str, ...] = (WEIGHTS, CONFIG, PROVENANCE)
-KIND = "seshu-lora-adapter"
-
-# Dotted paths every fedem.json must carry (issue 3): who, what from, on what data, what it did.
-PROVENANCE_FIELDS: tuple[str, ...] = (
-    "kind",
-    "adapter",
-    "contributor",
-    "created",
-    "base.arch",
-    "base.sha256",
-    "data.fingerprint",
-    "metrics.steps",
-    "metrics.tokens",
-    "metrics.bpb_before",
-    "metrics.bpb_after",
-    "versions.fedem",
-    "versions.torch",
-    "versions.peft",
-    "weights_sha256",
-)
+# The record's schema and required fields live in fedem.provenance (one reader, one writer).
+PROVENANCE_FIELDS = ADAPTER_REQUIRED
+get_path = provenance.get_path
 
 
-def get_path(obj: dict, dotted: str, default: Any = None) -> Any:
-    """``obj["a"]["b"]`` for ``"a.b"``; ``default`` when any step is missing."""
-    for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return default
-        obj = obj[part]
-    return obj
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """An adapter folder, or a finetune run folder holding ``adapter/``."""
+    path = Path(path)
+    return path / "adapter" if (path / "adapter" / CONFIG).is_file() else path
 
 
 def read_json(path: Path, *, max_bytes: int) -> dict:
-    """A JSON object from ``path``, refusing oversized or malformed files (AdapterRejected)."""
-    if not path.is_file():
-        raise AdapterRejected(f"{path.parent.name or path.parent}: missing {path.name}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise AdapterRejected(f"{path.name}: {size:,} bytes exceeds the cap of {max_bytes:,} for a text file")
-    return parse_json_object(path.read_bytes(), path.name)
+    """A JSON object from ``path``, bounded (:mod:`fedem.untrusted`); AdapterRejected otherwise."""
+    return untrusted.read_json(path, max_bytes=max_bytes, error=AdapterRejected, where=path.name)
 
 
 def parse_json_object(raw: bytes, where: str) -> dict:
-    """The JSON object in ``raw``; AdapterRejected (one line) for anything else.
-
-    Hostile input is expected: bytes that are not UTF-8, malformed JSON, nesting deep enough to
-    exhaust the parser's recursion (RecursionError, which is not a ValueError), or a non-object.
-    """
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise AdapterRejected(f"{where}: invalid JSON ({err})") from None
-    except RecursionError:
-        raise AdapterRejected(f"{where}: invalid JSON (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise AdapterRejected(f"{where}: expected a JSON object")
-    return data
+    """The JSON object in ``raw``, bounded (:mod:`fedem.untrusted`); AdapterRejected otherwise."""
+    return untrusted.parse_json_object(raw, where, AdapterRejected)
 
 
 def check_provenance_fields(meta: dict) -> None:
     """Refuse a ``fedem.json`` that lacks a required field or is not an adapter record."""
-    missing = [f for f in PROVENANCE_FIELDS if get_path(meta, f) is None]
-    if missing:
-        raise AdapterRejected(f"{PROVENANCE}: missing {', '.join(missing)}")
-    if meta["kind"] != KIND:
-        raise AdapterRejected(f"{PROVENANCE}: kind {meta['kind']!r}, expected {KIND!r}")
-    parent = meta.get("parent")
-    if parent is not None and not (isinstance(parent, dict) and isinstance(parent.get("revision"), str)):
-        raise AdapterRejected(f"{PROVENANCE}: parent must be null or an object with a revision id")
+    AdapterRecord.from_dict(meta)
 
 
 def parent_revision(meta: dict) -> str | None:

@@ -1,4 +1,4 @@
-"""What an adapter may be: the size caps, dtypes and rank limit, and what an adapter may be called.
+"""What an adapter may be: the size caps, dtypes and rank limit (its name rule is fedem.names').
 
 The policy is a small frozen object so the relay, the CLI and the nightly evaluator apply one
 set of limits, and a test (or an org) can tighten them without touching the checks.
@@ -7,16 +7,11 @@ set of limits, and a test (or an org) can tighten them without touching the chec
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from fedem.errors import AdapterRejected
+from fedem.names import check_adapter_name
 
 MiB = 1 << 20
-
-# Adapter names end up in file paths (caches, run folders) and hub repo names, so they are
-# stricter than hub repo names: lower case, no org prefix, no path tricks.
-_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
-MAX_NAME = 96
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +40,5 @@ DEFAULT_POLICY = AdapterPolicy()
 
 
 def validate_adapter_name(name: str) -> str:
-    """Return ``name`` if it is a safe adapter name (``[a-z0-9][a-z0-9._-]*``); else AdapterRejected."""
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name or len(name) > MAX_NAME:
-        raise AdapterRejected(
-            f"invalid adapter name {name!r}: use lower-case letters, digits, '.', '_', '-', starting "
-            f"with a letter or digit, at most {MAX_NAME} characters, no '..', '/' or '\\'"
-        )
-    return name
+    """Return ``name`` if it is a valid adapter name (:mod:`fedem.names`); else AdapterRejected."""
+    return check_adapter_name(name, AdapterRejected)

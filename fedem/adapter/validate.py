@@ -5,7 +5,7 @@ name, dtype and shape is proven sane from the file system and the safetensors he
 
 1. files: only safetensors/JSON/Markdown/YAML, flat, no symlinks, within the count and size caps;
 2. ``fedem.json``: complete provenance, the right adapter name, weights sha256 matches;
-3. ``adapter_config.json``: LoRA only, rank within the cap, allowed targets (fedem.train.lora's
+3. ``adapter_config.json``: LoRA only, rank within the cap, allowed targets (fedem.adapter.lora's
    policy), no option our loader would ignore (DoRA, rsLoRA, rank patterns, extra modules);
 4. base: same architecture, same base weights (sha256), same base repo/revision when both known;
 5. safetensors header, parsed by hand: allowed dtypes, and exactly the LoRA A/B keys of the
@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -28,30 +29,12 @@ from safetensors import safe_open
 from fedem.adapter import package as pkg
 from fedem.adapter.base import BaseInfo, as_base_info
 from fedem.adapter.header import TensorInfo, read_header
+from fedem.adapter.lora import lora_spec_from_config
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
-from fedem.errors import AdapterRejected, ConfigError
+from fedem.errors import AdapterRejected
 from fedem.io import sha256_file
-from fedem.model.seshu import PICKLE_SUFFIXES
-from fedem.train.lora import SAFE_TARGETS, check_targets
+from fedem.names import ARCHS, PICKLE_SUFFIXES, is_safe_file_name
 
-# adapter_config.json fields that change what the weights mean while fedem's loader (which
-# rebuilds the LoraConfig from r, alpha, dropout and targets) would ignore them.
-_MUST_BE_OFF: dict[str, tuple] = {
-    "use_dora": (None, False),
-    "use_rslora": (None, False),
-    "lora_bias": (None, False),
-    "fan_in_fan_out": (None, False),
-    "bias": (None, "none"),
-    "modules_to_save": (None, []),
-    "rank_pattern": (None, {}),
-    "alpha_pattern": (None, {}),
-    "layers_to_transform": (None,),
-    "layers_pattern": (None, []),
-    "trainable_token_indices": (None,),
-    "target_parameters": (None, []),
-    "use_qalora": (None, False),
-    "use_bdlora": (None, False),
-}
 _KEY_RE = re.compile(r"base_model\.model\.((?:[A-Za-z0-9_]+\.)*([A-Za-z0-9_]+))\.lora_([AB])\.weight")
 
 
@@ -93,7 +76,7 @@ def validate_adapter(
     folder = Path(folder)
     if name is not None:
         validate_adapter_name(name)
-    total = _check_files(folder, policy)
+    total = check_files(folder, policy)
     meta = pkg.read_json(folder / pkg.PROVENANCE, max_bytes=policy.max_text_bytes)
     pkg.check_provenance_fields(meta)
     recorded = meta["adapter"]
@@ -144,42 +127,53 @@ def validate_adapter(
     )
 
 
-def _check_files(folder: Path, policy: AdapterPolicy) -> int:
-    """Refuse unexpected files before reading any; return the folder's total size in bytes."""
+def check_files(folder: Path, policy: AdapterPolicy = DEFAULT_POLICY) -> int:
+    """Refuse unexpected files before reading or copying any; return the folder's size in bytes.
+
+    Judged from ``lstat`` alone: only regular files with names from a safe character set, no
+    symlinks, FIFOs, devices, sockets or sub-folders (opening a FIFO would block a push forever).
+    """
     if not folder.is_dir():
         raise AdapterRejected(f"{folder}: adapter folder not found")
     entries = sorted(folder.iterdir())
+    if len(entries) > policy.max_files:
+        raise AdapterRejected(f"{folder.name}: {len(entries)} files exceeds the cap of {policy.max_files}")
+    sizes = {}
     for p in entries:
-        if p.is_symlink():
+        if not is_safe_file_name(p.name):
+            raise AdapterRejected(
+                f"{p.name[:60]!r}: file names in an adapter use letters, digits, '.', '_', '-' only"
+            )
+        mode = p.lstat().st_mode
+        if stat.S_ISLNK(mode):
             raise AdapterRejected(f"{p.name}: symlinks are refused (an adapter holds plain files)")
         if p.suffix.lower() in PICKLE_SUFFIXES:
             raise AdapterRejected(
                 f"{p.name}: pickle files run code when loaded and are refused; adapters are safetensors"
             )
-        if p.is_dir():
+        if stat.S_ISDIR(mode):
             raise AdapterRejected(f"{p.name}/: sub-folders are refused (an adapter is one flat folder)")
+        if not stat.S_ISREG(mode):
+            raise AdapterRejected(f"{p.name}: not a regular file (FIFOs, devices and sockets are refused)")
         if p.suffix not in policy.allowed_suffixes:
             raise AdapterRejected(
                 f"{p.name}: only {', '.join(policy.allowed_suffixes)} files are allowed in an adapter"
             )
-    if len(entries) > policy.max_files:
-        raise AdapterRejected(f"{folder.name}: {len(entries)} files exceeds the cap of {policy.max_files}")
+        sizes[p.name] = p.lstat().st_size
     for required in pkg.REQUIRED_FILES:
-        if not (folder / required).is_file():
+        if required not in sizes:
             raise AdapterRejected(f"{folder.name}: missing {required}")
-    total = 0
-    for p in entries:
-        size = p.stat().st_size
-        if p.suffix != ".safetensors" and size > policy.max_text_bytes:
+    for name, size in sizes.items():
+        if not name.endswith(".safetensors") and size > policy.max_text_bytes:
             raise AdapterRejected(
-                f"{p.name}: {size:,} bytes exceeds the cap of {policy.max_text_bytes:,} for a text file"
+                f"{name}: {size:,} bytes exceeds the cap of {policy.max_text_bytes:,} for a text file"
             )
-        total += size
+    total = sum(sizes.values())
     if total > policy.max_bytes:
         raise AdapterRejected(
             f"{folder.name}: {total:,} bytes exceeds the adapter size cap of {policy.max_bytes:,}"
         )
-    extra = [p.name for p in entries if p.suffix == ".safetensors" and p.name != pkg.WEIGHTS]
+    extra = [n for n in sizes if n.endswith(".safetensors") and n != pkg.WEIGHTS]
     if extra:
         raise AdapterRejected(f"{extra[0]}: unexpected weights file; an adapter holds only {pkg.WEIGHTS}")
     return total
@@ -188,10 +182,10 @@ def _check_files(folder: Path, policy: AdapterPolicy) -> int:
 def _check_arch(arch: object) -> str:
     # Checked before anything looks the arch up (target policy, base shapes): a hostile record
     # must be refused in one line, not crash a dict lookup.
-    if not isinstance(arch, str) or arch not in SAFE_TARGETS:
+    if not isinstance(arch, str) or arch not in ARCHS:
         raise AdapterRejected(
             f"{pkg.PROVENANCE}: base.arch {str(arch)[:40]!r} is not a supported architecture "
-            f"(expected one of {', '.join(sorted(SAFE_TARGETS))})"
+            f"(expected one of {', '.join(ARCHS)})"
         )
     return arch
 
@@ -219,37 +213,8 @@ def _check_metrics(metrics: object) -> dict:
 
 
 def _check_lora_config(cfg: dict, arch: str, policy: AdapterPolicy) -> tuple[int, float, tuple[str, ...]]:
-    if cfg.get("peft_type") != "LORA":
-        raise AdapterRejected(f"{pkg.CONFIG}: peft_type {cfg.get('peft_type')!r}, expected 'LORA'")
-    r, alpha = cfg.get("r"), cfg.get("lora_alpha")
-    if type(r) is not int or r < 1:
-        raise AdapterRejected(f"{pkg.CONFIG}: r must be a positive integer (got {r!r})")
-    if r > policy.max_rank:
-        raise AdapterRejected(f"{pkg.CONFIG}: rank r={r} exceeds the policy maximum of {policy.max_rank}")
-    # An integer: fedem's loader (fedem.train.lora.LoraSpec) keeps alpha as an int, so 16.9
-    # would be trained and merged as 16, a different scale than its author used. 16.0 is fine.
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or not math.isfinite(alpha)
-        or alpha != int(alpha)
-        or not alpha > 0
-    ):
-        raise AdapterRejected(f"{pkg.CONFIG}: lora_alpha must be a positive integer (got {alpha!r})")
-    for field, allowed in _MUST_BE_OFF.items():
-        if cfg.get(field) not in allowed:
-            raise AdapterRejected(
-                f"{pkg.CONFIG}: {field}={cfg[field]!r} is not supported (fedem adapters are plain LoRA)"
-            )
-    targets = cfg.get("target_modules")
-    targets = [targets] if isinstance(targets, str) else targets
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise AdapterRejected(f"{pkg.CONFIG}: target_modules must be a non-empty list of module names")
-    try:
-        check_targets(targets, _check_arch(arch), field=f"{pkg.CONFIG}: target_modules")
-    except ConfigError as err:
-        raise AdapterRejected(str(err)) from None
-    return r, float(alpha), tuple(sorted(set(targets)))
+    spec = lora_spec_from_config(cfg, arch, max_rank=policy.max_rank)
+    return spec.r, float(spec.alpha), spec.targets
 
 
 def _check_same_base(meta: dict, base: BaseInfo) -> None:

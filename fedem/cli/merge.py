@@ -77,6 +77,4 @@ def merge(
     click.echo(run(cfg).summary())
 
 
-def register(main: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    main.add_command(merge)
+COMMANDS: tuple[click.Command, ...] = (merge,)

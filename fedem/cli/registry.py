@@ -30,12 +30,10 @@ _NOW = click.option("--now", default=None, hidden=True, help="Pretend the time i
 
 
 def _clock(now: str | None):
-    from fedem.registry.clock import ManualClock, SystemClock, parse_time
+    from fedem.clock import clock_at
 
-    if now is None:
-        return SystemClock()
     try:
-        return ManualClock(parse_time(now))
+        return clock_at(now)
     except ValueError as err:
         raise RegistryError(f"--now: {err}") from None
 
@@ -185,11 +183,11 @@ def force_release_cmd(
 @_NOW
 def status_cmd(repo: Path, remote: str, branch: str, directory: Path | None, now: str | None) -> None:
     """Print a table: adapter, state, holder, since, expires in, last revision."""
-    from fedem.registry.status import format_table, status_rows
+    from fedem.registry.status import format_status, status_rows
     from fedem.registry.store import GitStore, snapshot_from_dir
 
     snap = snapshot_from_dir(directory) if directory else GitStore(repo, remote, branch).snapshot()
-    click.echo(format_table(status_rows(snap.adapters, _clock(now).now()), snap.errors), nl=False)
+    click.echo(format_status(status_rows(snap.adapters, _clock(now).now()), snap.errors), nl=False)
 
 
 def _request_command(kind: str):
@@ -218,8 +216,4 @@ def _request_command(kind: str):
     return command
 
 
-def register(main: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    main.add_command(registry_group)
-    main.add_command(_request_command("claim"))
-    main.add_command(_request_command("release"))
+COMMANDS: tuple[click.Command, ...] = (registry_group, _request_command("claim"), _request_command("release"))

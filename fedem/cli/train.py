@@ -131,7 +131,8 @@ def perplexity(model_dir, data_path, adapter, block_size, max_blocks):
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(model_dir, prompt, adapter, max_new_tokens, temperature, top_k, seed):
     """Generate a continuation of --prompt."""
-    from fedem.model.generate import generate_text, load_for_inference
+    from fedem.adapter.load import load_for_inference
+    from fedem.model.generate import generate_text
     from fedem.model.seshu import quiet_transformers
 
     quiet_transformers()
@@ -144,7 +145,4 @@ def generate(model_dir, prompt, adapter, max_new_tokens, temperature, top_k, see
     )
 
 
-def register(main: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
-    for cmd in (pretrain, finetune, perplexity, generate):
-        main.add_command(cmd)
+COMMANDS: tuple[click.Command, ...] = (pretrain, finetune, perplexity, generate)

@@ -45,10 +45,10 @@ def score_model_dir(
     model_dir, data_path=None, *, adapter=None, block_size: int = 256, max_blocks: int = 256
 ) -> dict:
     """Bits/byte of a saved model (plus optional adapter) on a file, or the embedded held-out split."""
+    from fedem.adapter.load import load_for_inference
     from fedem.data import DataSpec, SourceSpec, build_dataset, pack
     from fedem.data.sources import load_documents
     from fedem.errors import DataError
-    from fedem.model.generate import load_for_inference
 
     model = load_for_inference(model_dir, adapter)
     if data_path:

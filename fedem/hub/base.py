@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fedem.errors import HubError
+from fedem.table import format_table
 
 # What ``download`` fetches at most unless told otherwise: the adapter policy's caps
 # (fedem.adapter.policy.DEFAULT_POLICY; a test keeps them equal). They are repeated here because
@@ -179,6 +181,35 @@ def open_hub(url: str, **options: Any) -> Hub:
             f"hub URL {url!r}: unknown scheme {scheme!r} (expected one of: {', '.join(sorted(_BACKENDS))})"
         )
     return _BACKENDS[scheme](url, **options)
+
+
+DEFAULT_HUB = "file://./hub"
+
+
+def default_hub_url() -> str:
+    """The hub URL to use when none is given: ``$FEDEM_HUB``, else ``file://./hub``."""
+    return os.environ.get("FEDEM_HUB") or DEFAULT_HUB
+
+
+def format_revisions(revs: list[Revision], *, full: bool = False) -> str:
+    """A plain-text table: revision, parent, author, time (UTC), tags, message (newest first)."""
+    width = 64 if full else 12
+
+    def short(rev_id: str | None) -> str:
+        return (rev_id or "-")[:width]
+
+    rows = [
+        (
+            short(r.id),
+            short(r.parent),
+            r.author,
+            r.time.strftime("%Y-%m-%d %H:%M:%S"),
+            ",".join(r.tags) or "-",
+        )
+        + (r.message.split("\n")[0],)
+        for r in revs
+    ]
+    return format_table(("REVISION", "PARENT", "AUTHOR", "TIME (UTC)", "TAGS", "MESSAGE"), rows)
 
 
 def _load_builtin_backends() -> None:

@@ -37,14 +37,14 @@ import getpass
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+from fedem.clock import Clock, SystemClock, now_utc
 from fedem.errors import ConflictError, HubError
 from fedem.hub.base import (
     DOWNLOAD_MAX_BYTES,
@@ -58,6 +58,7 @@ from fedem.hub.base import (
 from fedem.hub.fsutil import (
     copy_capped,
     copy_durably,
+    file_system_now,
     fsync_tree_dirs,
     list_regular_files,
     make_read_only,
@@ -67,20 +68,16 @@ from fedem.hub.fsutil import (
 )
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_tree
+from fedem.names import is_sha256
 
 HUB_MARKER = ".fedem-hub"
 REPO_MARKER = ".fedem-repo"
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_S = 6 * 3600  # staging older than this belongs to a dead publish and is swept
 _KILL_HOOK = "FEDEM_HUB_TEST_KILL_POINT"  # tests only: pause at a named point so a test can SIGKILL
-# Revision ids are sha256 hex digests. Ids read back from HEAD, metadata and tags become path
-# components (here and in callers' caches), and anyone who can write the hub directory can edit
-# those files, so every id read from disk must match this before it is used.
-_REV_ID_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+# Revision ids are sha256 hex digests (fedem.names.is_sha256). Ids read back from HEAD, metadata
+# and tags become path components (here and in callers' caches), and anyone who can write the
+# hub directory can edit those files, so every id read from disk is checked before it is used.
 
 
 def default_author() -> str:
@@ -96,12 +93,13 @@ def _test_pause(point: str) -> None:
 
 
 class FileHub(Hub):
-    """A hub in a directory. ``clock`` (default: UTC now) stamps revisions; simulators inject it."""
+    """A hub in a directory. ``clock`` (a :class:`fedem.clock.Clock`; default: the system clock to
+    the microsecond) stamps revisions; simulators inject it."""
 
-    def __init__(self, root: str | os.PathLike, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, *, clock: Clock | None = None) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = f"file://{self.root}"
-        self._clock = clock or _utcnow
+        self._clock = clock or SystemClock(precise=True)
 
     @classmethod
     def from_url(cls, url: str, **options) -> FileHub:
@@ -171,7 +169,7 @@ class FileHub(Hub):
         return HubError(f"corrupt hub repo {repo!r} on {self.url}: {what}")
 
     def _check_id(self, path: Path, rev_id: object, where: str) -> str:
-        if not isinstance(rev_id, str) or not _REV_ID_RE.fullmatch(rev_id):
+        if not isinstance(rev_id, str) or not is_sha256(rev_id):
             raise self._corrupt(path, f"{where} holds {str(rev_id)[:80]!r}, which is not a revision id")
         return rev_id
 
@@ -224,7 +222,7 @@ class FileHub(Hub):
     def revisions(self, repo: str) -> list[Revision]:
         """Revisions reachable from HEAD, newest first (orphans of killed publishes are invisible).
 
-        Every id on the chain is checked (see ``_REV_ID_RE``), and a chain that loops is refused."""
+        Every id on the chain is checked (a sha256, :func:`fedem.names.is_sha256`), and a chain that loops is refused."""
         path = self._repo_dir(repo)
         tags = self._tags(path)
         out: list[Revision] = []
@@ -288,10 +286,10 @@ class FileHub(Hub):
                     raise HubError(
                         f"nothing to publish to {repo!r}: {folder} is identical to revision {head}"
                     )
-                when = self._clock()
-                if when.tzinfo is None:
-                    raise HubError("hub clock returned a naive datetime; it must be timezone-aware (UTC)")
-                when = when.astimezone(timezone.utc)
+                try:
+                    when = now_utc(self._clock)
+                except ValueError as err:
+                    raise HubError(f"hub clock: {err}") from None
                 meta = {
                     "id": "",
                     "parent": parent,
@@ -327,7 +325,7 @@ class FileHub(Hub):
         )
 
     def _sweep_staging(self, revs_dir: Path) -> None:
-        now = time.time()
+        now = file_system_now(revs_dir)
         for stale in revs_dir.glob(f"{STAGING_PREFIX}*"):
             with contextlib.suppress(OSError):
                 if now - stale.stat().st_mtime > STALE_STAGING_S:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from fedem.errors import HubError
@@ -99,6 +100,21 @@ def copy_durably(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
     with open(dst, "rb") as f:
         os.fsync(f.fileno())
+
+
+def file_system_now(folder: Path) -> float:
+    """The current time as the file system stamps it (the mtime of a file made now in ``folder``).
+
+    Ages of files are measured against this, not ``time.time()``: the process clock may be
+    shifted (a test under faketime, a skewed host sharing an NFS hub) while mtimes keep the
+    file server's time, and a wrong "now" would sweep a live writer's staging folder.
+    """
+    fd, probe = tempfile.mkstemp(prefix=".now-", dir=folder)
+    try:
+        return os.fstat(fd).st_mtime
+    finally:
+        os.close(fd)
+        os.unlink(probe)
 
 
 def fsync_tree_dirs(root: Path) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import time
 import uuid
@@ -81,14 +80,12 @@ from fedem.hub.rules import (
     validate_tag,
 )
 from fedem.io import atomic_dir
+from fedem.names import is_git_commit
 
 T = TypeVar("T")
 NONCE_TRAILER = "Fedem-Nonce:"
 AUTHOR_TRAILER = "Fedem-Claimed-Author:"
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-# Commit ids become revision ids, which callers use as folder names (the relay's pull cache):
-# anything but a git sha1 from the server is refused rather than trusted.
-_COMMIT_ID_RE = re.compile(r"[0-9a-f]{40}")
 
 
 class _Retryable(Exception):
@@ -171,7 +168,7 @@ class HfHub(Hub):
         rid = self.repo_id(repo)
         commits = self._call(f"list revisions of {rid}", lambda: self.api.list_repo_commits(rid))
         for c in commits:
-            if not isinstance(c.commit_id, str) or not _COMMIT_ID_RE.fullmatch(c.commit_id):
+            if not isinstance(c.commit_id, str) or not is_git_commit(c.commit_id):
                 raise HubError(
                     f"cannot list revisions of {rid}: the hub returned {str(c.commit_id)[:80]!r}, "
                     "which is not a commit id (40 hex digits)"

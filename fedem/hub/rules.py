@@ -8,45 +8,22 @@ YAML): never pickles (``.bin``, ``.pt``, ``.pkl``), which run code when loaded.
 from __future__ import annotations
 
 import fnmatch
-import re
 from pathlib import Path, PurePosixPath
 
 from fedem.errors import HubError
+from fedem.names import check_repo_name, check_tag, is_safe_file_name
 
 ALLOWED_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.json", "*.md", "*.yaml")
 
-_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_REPO_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
-_TAG_RE = re.compile(_PART)
-# A revision id as a backend makes it: a git commit (40 hex, hf://) or a sha256 (64 hex, file://).
-REVISION_ID_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-MAX_NAME = 96
-
 
 def validate_repo_name(name: str) -> str:
-    """Return ``name`` if it is ``NAME`` or ``ORG/NAME`` made of ``[A-Za-z0-9._-]``; else HubError."""
-    if not isinstance(name, str) or not _REPO_RE.fullmatch(name) or ".." in name or len(name) > MAX_NAME:
-        raise HubError(
-            f"invalid repo name {name!r}: use letters, digits, '.', '_', '-' (starting with a letter or "
-            f"digit, at most {MAX_NAME} characters), with at most one 'org/' prefix and no '..'"
-        )
-    return name
+    """Return ``name`` if it is ``NAME`` or ``ORG/NAME`` (:func:`fedem.names.check_repo_name`); else HubError."""
+    return check_repo_name(name, HubError)
 
 
 def validate_tag(tag: str) -> str:
-    """Return ``tag`` if it is a valid tag name (and cannot be mistaken for a revision id)."""
-    if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag) or ".." in tag or len(tag) > 128:
-        raise HubError(
-            f"invalid tag {tag!r}: use letters, digits, '.', '_', '-', starting with a letter or digit"
-        )
-    if REVISION_ID_RE.fullmatch(tag):
-        raise HubError(f"invalid tag {tag!r}: it looks like a revision id")
-    return tag
-
-
-def is_revision_id(value: object) -> bool:
-    """Whether ``value`` has the shape of a revision id of some backend (see :data:`REVISION_ID_RE`)."""
-    return isinstance(value, str) and REVISION_ID_RE.fullmatch(value) is not None
+    """Return ``tag`` if it is a valid tag name (and cannot be mistaken for a revision id); else HubError."""
+    return check_tag(tag, HubError)
 
 
 def is_allowed_file(path: str) -> bool:
@@ -62,9 +39,12 @@ def validate_file_path(path: str) -> str:
         or not path
         or p.is_absolute()
         or "\\" in path
-        or any(part in ("", ".", "..") for part in path.split("/"))
+        or not all(is_safe_file_name(part) for part in path.split("/"))
     ):
-        raise HubError(f"invalid file path {path!r}: expected a relative path inside the repo, without '..'")
+        raise HubError(
+            f"invalid file path {str(path)[:80]!r}: expected a relative path inside the repo whose parts "
+            "use letters, digits, '.', '_', '-' (no '..')"
+        )
     if not is_allowed_file(path):
         raise HubError(
             f"refusing file {path!r}: only {', '.join(ALLOWED_PATTERNS)} files travel through a hub"
@@ -88,6 +68,8 @@ def publishable_files(folder: str | Path) -> list[tuple[str, Path]]:
             raise HubError(f"cannot publish {folder}: {rel} is a symlink (publish real files only)")
         if p.is_dir():
             continue
+        if not p.is_file():
+            raise HubError(f"cannot publish {folder}: {rel} is not a regular file (FIFOs, devices, sockets)")
         if not is_allowed_file(rel):
             raise HubError(
                 f"cannot publish {folder}: {rel} is not one of {', '.join(ALLOWED_PATTERNS)} "

@@ -17,9 +17,12 @@ import torch
 
 from fedem.adapter import AdapterReport, BaseInfo, validate_adapter
 from fedem.errors import AdapterRejected, ConfigError
-from fedem.merge._internal import PROVENANCE, WEIGHTS, get_path, resolve_adapter_dir
+from fedem.merge._internal import resolve_adapter_dir
 from fedem.merge.delta import LoraTerm
 from fedem.merge.tensors import TensorFile
+from fedem.names import ADAPTER_WEIGHTS as WEIGHTS
+from fedem.names import PROVENANCE
+from fedem.provenance import get_path
 
 _PREFIX, _A, _B = "base_model.model.", ".lora_A.weight", ".lora_B.weight"
 

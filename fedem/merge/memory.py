@@ -32,7 +32,7 @@ def merge_into_model(
 
     ``model`` is the plain base (a transformers Seshu, any dtype and device), not a PEFT-wrapped
     one. Every adapter is validated against its shapes and architecture, and all must record the
-    same base; pass ``base_sha256`` (the sha256 of the base's ``model.safetensors``) to also
+    same base; pass ``base_sha256`` (the base's identity, :func:`fedem.model.weights_sha256`) to also
     check it is the base they were trained on. All checks run before the first weight changes;
     an I/O error midway (a disk failing) leaves the model partly merged, so discard it then.
     """

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -27,14 +27,15 @@ from fedem.adapter import BaseInfo
 from fedem.errors import AdapterRejected, ModelError
 from fedem.io import atomic_dir, atomic_write_json
 from fedem.merge import inputs as inp
-from fedem.merge._internal import PROVENANCE, get_path, parse_json_object, resolve_model_dir
 from fedem.merge.methods import merged_weight, one_thread
 from fedem.merge.spec import MergeSpec
 from fedem.merge.tensors import FLOAT_DTYPES, TensorFile, stream_file
-from fedem.model import check_model_dir
-from fedem.provenance import environment, utcnow
+from fedem.model import check_model_dir, resolve_model_dir
+from fedem.names import MODEL_WEIGHTS as SINGLE
+from fedem.names import PROVENANCE
+from fedem.provenance import ModelRecord, created, get_path
+from fedem.untrusted import parse_json_object, read_json
 
-SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
 # Copied from the base: what makes the folder a standard HF model (config, tokenizer). Nothing
 # else: the base's own fedem.json, card and training config describe the base, not the merge.
@@ -61,8 +62,8 @@ class MergeResult:
     copied: int  # tensors copied byte for byte
     bytes_read: int
     bytes_written: int
-    base_sha256: str | None  # None for a sharded base
-    weights_sha256: dict[str, str]  # output weights file -> sha256
+    base_sha256: str | None  # the base's identity; None when it could not be checked
+    weights_sha256: str | None  # the output's identity (fedem.model.weights_sha256)
 
     def summary(self) -> str:
         return (
@@ -91,12 +92,8 @@ class BaseLayout:
             raise ModelError(f"{folder}: no {SINGLE} and no {INDEX}")
         if path.stat().st_size > _MAX_JSON:
             raise ModelError(f"{INDEX}: larger than {_MAX_JSON:,} bytes")
-        raw = path.read_bytes()
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            raise ModelError(f"{INDEX}: invalid JSON") from None
-        wmap = data.get("weight_map") if isinstance(data, dict) else None
+        raw = path.read_bytes()  # followed if a link: a base from the HF cache is links to blobs
+        wmap = parse_json_object(raw, INDEX, ModelError).get("weight_map")
         if not isinstance(wmap, dict) or not wmap:
             raise ModelError(f"{INDEX}: expected a non-empty weight_map object")
         for name, shard in wmap.items():
@@ -111,6 +108,20 @@ class BaseLayout:
             if not (folder / shard).is_file():
                 raise ModelError(f"{INDEX}: shard {shard} is missing")
         return cls(folder, tuple(sorted(set(wmap.values()))), raw, dict(wmap))
+
+    def identity(self, sha256s: dict[str, str]) -> str | None:
+        """The weights' identity from each file's sha256, as :func:`fedem.model.weights_sha256` defines it.
+
+        One file: its sha256. Shards: the sha256 of their "name sha256" lines in name order,
+        when the shards are exactly the folder's ``model-*.safetensors`` (what that rule lists);
+        otherwise None, and the identity is not checked.
+        """
+        if self.index is None:
+            return sha256s[SINGLE]
+        listed = sorted(p.name for p in self.folder.glob("model-*.safetensors"))
+        if listed != sorted(sha256s):
+            return None
+        return hashlib.sha256("".join(f"{n} {sha256s[n]}\n" for n in listed).encode()).hexdigest()
 
     def check_shard(self, shard: str, file: TensorFile) -> None:
         """Each shard holds exactly the tensors the index assigns it."""
@@ -183,7 +194,7 @@ def _write(
                 dst.flush()
                 os.fsync(dst.fileno())  # the rename publishes the folder: its bytes must be on disk first
             written += n
-        base_sha = shard_sha[SINGLE] if layout.index is None else None
+        base_sha = layout.identity(shard_sha)
         if base_sha is not None and base_sha != expected_sha:
             raise AdapterRejected(
                 f"different base: the adapters were trained on base weights sha256 {expected_sha[:12]}…, "
@@ -195,25 +206,26 @@ def _write(
             if (layout.folder / name).is_file():
                 shutil.copyfile(layout.folder / name, tmp / name)
         copied = sum(len(f.tensors) for f in files) - len(planned)
-        record = {
-            "kind": "seshu-model",
-            "created": utcnow().isoformat(),
-            "merge": spec.record(len(adapters_in)),
-            "base": {
-                # The folder's name only: a local path would publish the merger's disk layout.
-                "path": base_name,
-                "sha256": base_sha,
-                "shards": shard_sha if layout.index is not None else None,
-                "identity_checked": base_sha is not None,
+        out_identity = layout.identity(out_sha)  # the same shard names: the same rule applies
+        record = ModelRecord(
+            created=created(),
+            # The folder's name only: a local path would publish the merger's disk layout.
+            init=base_name,
+            init_sha256=base_sha,
+            config=_heldout(base_meta, adapters_in),
+            data={},
+            metrics={},
+            parameters=sum(t.numel for f in files for t in f.tensors.values()),
+            weights_sha256=out_identity,
+            extra={
+                "merge": spec.record(len(adapters_in)),
+                "base": {"path": base_name, "sha256": base_sha, "identity_checked": base_sha is not None},
+                "adapters": [a.record() for a in adapters_in],
+                "tensors": {"merged": len(planned), "copied": copied},
+                "shards": {"base": shard_sha, "output": out_sha} if layout.index is not None else None,
             },
-            "adapters": [a.record() for a in adapters_in],
-            "tensors": {"merged": len(planned), "copied": copied},
-            "weights_sha256": out_sha.get(SINGLE),
-            "shards": out_sha if layout.index is not None else None,
-            **_heldout(base_meta, adapters_in),
-            **environment(),
-        }
-        atomic_write_json(tmp / PROVENANCE, record)
+        )
+        atomic_write_json(tmp / PROVENANCE, record.to_dict())
     return MergeResult(
         output=output,
         method=spec.method,
@@ -223,12 +235,12 @@ def _write(
         bytes_read=sum(f.bytes_read for f in files) + sum(a.file.bytes_read for a in adapters_in),
         bytes_written=written,
         base_sha256=base_sha,
-        weights_sha256=out_sha,
+        weights_sha256=out_identity,
     )
 
 
 def _heldout(base_meta: dict, adapters_in) -> dict:
-    """``config.data.heldout_fraction`` of the merged model, when the base and every adapter record one.
+    """The merged model's ``config``: its ``data.heldout_fraction``, when the base and every adapter record one.
 
     Held-out sets nest (fedem.train.jobs): a document is held out by a fraction f when its hash is
     below f, so the merge never trained on documents below the smallest fraction of the base and
@@ -239,7 +251,7 @@ def _heldout(base_meta: dict, adapters_in) -> dict:
     fractions += [a.heldout_fraction for a in adapters_in]
     if any(f is None for f in fractions):
         return {}
-    return {"config": {"data": {"heldout_fraction": min(float(f) for f in fractions)}}}
+    return {"data": {"heldout_fraction": min(float(f) for f in fractions)}}
 
 
 def _base_info(base_dir: Path) -> BaseInfo:
@@ -255,11 +267,11 @@ def _base_info(base_dir: Path) -> BaseInfo:
 
 def _read_meta(path: Path) -> dict:
     """The base's own fedem.json, or {} when it has none (a model from elsewhere) or it is unreadable."""
-    if not path.is_file() or path.stat().st_size > _MAX_JSON:
+    if not path.is_file():
         return {}
     try:
-        return parse_json_object(path.read_bytes(), PROVENANCE)
-    except AdapterRejected:
+        return read_json(path, max_bytes=_MAX_JSON, error=ModelError)
+    except ModelError:
         return {}
 
 
@@ -269,7 +281,7 @@ def _check_recorded_identity(base_meta: dict, expected_sha: str, layout: BaseLay
     The streamed hash is the real check; this one only saves a full pass when the answer is known.
     """
     recorded = base_meta.get("weights_sha256")
-    if layout.index is None and isinstance(recorded, str) and recorded != expected_sha:
+    if isinstance(recorded, str) and recorded != expected_sha:
         raise AdapterRejected(
             f"different base: the adapters were trained on base weights sha256 {expected_sha[:12]}…, "
             f"this base records {recorded[:12]}… ({PROVENANCE})"

@@ -1,8 +1,6 @@
-"""Text generation from a Seshu directory (optionally with a LoRA adapter on top)."""
+"""Text generation from a loaded Seshu (see :func:`fedem.adapter.load.load_for_inference`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
@@ -29,24 +27,3 @@ def generate_text(
             **kwargs,
         )
     return decode(out[0, ids.shape[1] :].tolist())
-
-
-def load_for_inference(model_dir: str | Path, adapter: str | Path | None = None):
-    """Base model, with ``adapter`` applied (unmerged) when given."""
-    from fedem.adapter.base import BaseInfo
-    from fedem.adapter.validate import validate_adapter
-    from fedem.io import sha256_file
-    from fedem.model.seshu import load_model
-    from fedem.train.jobs import resolve_adapter_dir, resolve_model_dir
-    from fedem.train.lora import load_trainable
-
-    base_dir = resolve_model_dir(model_dir)
-    model = load_model(base_dir)
-    if adapter:
-        folder = resolve_adapter_dir(adapter)
-        # Validate before loading: an adapter may come from anyone.
-        validate_adapter(
-            folder, BaseInfo.from_model(model, sha256=sha256_file(base_dir / "model.safetensors"))
-        )
-        model = load_trainable(model, folder, model.config.model_type)
-    return model

@@ -20,9 +20,9 @@ from transformers import Mamba2Config, MambaConfig, PretrainedConfig
 
 from fedem.errors import ConfigError
 from fedem.model.tokenizer import EOS_ID, PAD_ID, VOCAB_SIZE
+from fedem.names import ARCHS
 
 Arch = Literal["mamba2", "mamba"]
-ARCHS: tuple[str, ...] = ("mamba2", "mamba")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,17 +12,17 @@ lm-eval's ``--model hf`` load it without importing fedem.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from fedem.errors import ModelError
-from fedem.io import atomic_dir
+from fedem.io import atomic_dir, sha256_file
 from fedem.model.presets import Arch, get_preset
 from fedem.model.tokenizer import VOCAB_SIZE, byte_tokenizer
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+from fedem.names import MODEL_CONFIG, MODEL_WEIGHTS, PICKLE_SUFFIXES
 
 
 def build_model(preset: str = "small", arch: Arch = "mamba2", seed: int = 0) -> PreTrainedModel:
@@ -41,10 +41,32 @@ def _seeded(seed: int):
         yield
 
 
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model folder, or a pretrain run folder holding ``model/``."""
+    path = Path(path)
+    return path / "model" if (path / "model" / MODEL_CONFIG).is_file() else path
+
+
+def weights_sha256(path: str | Path) -> str | None:
+    """The identity of a model folder's weights: the sha256 of ``model.safetensors``; for a
+    sharded folder, the sha256 over its shards' names and hashes in order. None when absent.
+
+    Adapters record this as their base's identity, so it must not depend on how it is read.
+    """
+    path = resolve_model_dir(path)
+    if (path / MODEL_WEIGHTS).is_file():
+        return sha256_file(path / MODEL_WEIGHTS)
+    shards = sorted(path.glob("model-*.safetensors"))
+    if not shards:
+        return None
+    listing = "".join(f"{p.name} {sha256_file(p)}\n" for p in shards)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def check_model_dir(path: str | Path) -> Path:
     """Refuse a model directory that is missing, unsafetensored, or carries pickles."""
     path = Path(path)
-    if not (path / "config.json").is_file():
+    if not (path / MODEL_CONFIG).is_file():
         raise ModelError(f"{path}: not a model directory (no config.json)")
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:

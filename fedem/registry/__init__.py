@@ -5,7 +5,7 @@ Modules, one concept each:
 * :mod:`~fedem.registry.model`: adapter files (spec, lock, previous holder, hops); names and paths;
 * :mod:`~fedem.registry.policy`: ``policy.yaml`` (TTL, per-user cap, cool-down, maintainers,
   the GitHub login -> hub account map);
-* :mod:`~fedem.registry.clock`: the injectable clock and the timestamp form;
+* :mod:`~fedem.clock`: the injectable clock and the timestamp form;
 * :mod:`~fedem.registry.reconcile`: the pure core ``reconcile(state, now, hub_heads, policy)``;
 * :mod:`~fedem.registry.git` / :mod:`~fedem.registry.store`: git plumbing and the
   fetch → decide → commit → push (compare-and-swap) loop;
@@ -17,7 +17,7 @@ Importing this package loads only PyYAML and the standard library (no torch), so
 registry workflows install just ``pyyaml`` and ``click``.
 """
 
-from fedem.registry.clock import Clock, ManualClock, SystemClock
+from fedem.clock import Clock, ManualClock, SystemClock
 from fedem.registry.model import Adapter, Hop, Lock, Previous, Spec
 from fedem.registry.policy import Policy
 from fedem.registry.reconcile import Event, reconcile

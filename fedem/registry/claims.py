@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
+from fedem.clock import format_time
 from fedem.errors import RegistryError
 from fedem.hub.base import Revision
-from fedem.registry.clock import format_time
 from fedem.registry.git import Git
 from fedem.registry.model import (
     FREE,

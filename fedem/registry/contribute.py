@@ -15,8 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
+from fedem.clock import Clock, SystemClock, format_time
 from fedem.errors import RegistryError
-from fedem.registry.clock import Clock, SystemClock, format_time
 from fedem.registry.git import Git, redact
 from fedem.registry.model import (
     FREE,
@@ -95,7 +95,7 @@ def prepare_request(
     if data is None:
         known = sorted(
             p.rsplit("/", 1)[-1][: -len(".yaml")]
-            for _, _, _, p in git.ls_tree(base, "registry/adapters")
+            for _, _, _, p, _ in git.ls_tree(base, "registry/adapters")
             if p.endswith(".yaml")
         )
         raise RegistryError(

@@ -65,15 +65,24 @@ class Git:
         proc = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
-    def ls_tree(self, commit: str, prefix: str) -> list[tuple[str, str, str, str]]:
-        """``(mode, type, sha, path)`` of every entry under ``prefix`` (recursively)."""
-        raw = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix).stdout
+    def ls_tree(self, commit: str, prefix: str) -> list[tuple[str, str, str, str, int | None]]:
+        """``(mode, type, sha, path, size)`` of every entry under ``prefix`` (recursively); size is
+        None for what is not a blob. Sizes let a reader refuse a huge blob without reading it."""
+        raw = self.run("ls-tree", "-r", "-z", "-l", "--full-tree", commit, "--", prefix).stdout
         entries = []
         for item in raw.split(b"\0"):
             if item:
                 meta, _, path = item.partition(b"\t")
-                mode, kind, sha = meta.decode().split(" ")
-                entries.append((mode, kind, sha, path.decode("utf-8", "surrogateescape")))
+                mode, kind, sha, size = meta.decode().split()
+                entries.append(
+                    (
+                        mode,
+                        kind,
+                        sha,
+                        path.decode("utf-8", "surrogateescape"),
+                        int(size) if size.isdigit() else None,
+                    )
+                )
         return entries
 
     def read_blobs(self, shas: Iterable[str]) -> list[bytes]:

@@ -2,7 +2,7 @@
 
 On the ``registry`` branch each adapter is ``registry/adapters/<name>.yaml``. The records
 here are frozen dataclasses; YAML is only their disk form (:func:`parse_adapter`,
-:func:`dump_adapter`). Times are canonical UTC strings (see :mod:`fedem.registry.clock`) so
+:func:`dump_adapter`). Times are canonical UTC strings (see :mod:`fedem.clock`) so
 a file round-trips byte for byte.
 
 A lock is in one of three forms:
@@ -24,17 +24,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from fedem import untrusted as untrusted_io
+from fedem.clock import format_time, parse_time
 from fedem.config import Invalid, from_dict, to_dict
 from fedem.errors import ConfigError, RegistryError
-from fedem.registry.clock import format_time, parse_time
+from fedem.names import ADAPTER_NAME_RULE, check_adapter_name, is_adapter_name, repo_name_problem
 
-NAME_PATTERN = "[a-z0-9][a-z0-9._-]*"
-_NAME_RE = re.compile(rf"\A{NAME_PATTERN}\Z")
-MAX_NAME = 64
 # GitHub logins: alphanumerics and single hyphens, at most 39 characters.
 _LOGIN_RE = re.compile(r"\A[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\Z")
-# Hub repos may carry an owner ("org/name"); no "..", no leading slash, no spaces.
-_REPO_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?\Z")
 
 ADAPTERS_DIR = "registry/adapters"
 POLICY_PATH = "registry/policy.yaml"
@@ -47,11 +44,7 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def check_name(name: str, where: str = "adapter name") -> str:
     """Return ``name`` if it is a valid adapter name, else raise a one-line RegistryError."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
-        raise RegistryError(
-            f"{where} {name!r}: expected a name matching {NAME_PATTERN} of at most {MAX_NAME} characters"
-        )
-    return name
+    return check_adapter_name(name, RegistryError, where)
 
 
 def check_login(login: str, where: str = "login") -> str:
@@ -76,12 +69,12 @@ def adapter_path(name: str) -> str:
 
 def name_from_path(path: str) -> str:
     """The adapter name of a repo path, refusing anything but ``registry/adapters/<name>.yaml``."""
-    expected = f"expected {ADAPTERS_DIR}/<name>.yaml with a name matching {NAME_PATTERN}"
+    expected = f"expected {ADAPTERS_DIR}/<name>.yaml with a name of {ADAPTER_NAME_RULE}"
     prefix, suffix = ADAPTERS_DIR + "/", ".yaml"
     if not (isinstance(path, str) and path.startswith(prefix) and path.endswith(suffix)):
         raise RegistryError(f"path {path!r}: not an adapter file ({expected})")
     stem = path[len(prefix) : -len(suffix)]
-    if not _NAME_RE.match(stem) or len(stem) > MAX_NAME:
+    if not is_adapter_name(stem):
         raise RegistryError(f"path {path!r}: not an adapter file ({expected})")
     return stem
 
@@ -113,7 +106,7 @@ class Spec:
             raise Invalid("targets", "a non-empty list of module names")
         if not 1 <= self.rank <= 1024:
             raise Invalid("rank", "an integer from 1 to 1024")
-        if self.hub_repo is not None and (not _REPO_RE.match(self.hub_repo) or ".." in self.hub_repo):
+        if self.hub_repo is not None and repo_name_problem(self.hub_repo) is not None:
             raise Invalid("hub_repo", "a hub repo name like 'seshu-hi' or 'org/seshu-hi'")
 
 
@@ -206,8 +199,8 @@ class Adapter:
     hops: tuple[Hop, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name) or len(self.name) > MAX_NAME:
-            raise Invalid("name", f"a name matching {NAME_PATTERN}")
+        if not is_adapter_name(self.name):
+            raise Invalid("name", f"a name of {ADAPTER_NAME_RULE}")
 
     @property
     def hub_repo(self) -> str:
@@ -231,29 +224,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_yaml(text: str | bytes, where: str, *, untrusted: bool = False) -> Any:
-    """Parse YAML to plain data with one-line errors naming ``where``.
+def load_yaml(text: str | bytes, where: str, *, untrusted: bool = True) -> Any:
+    """Parse a registry file to plain data, bounded (:mod:`fedem.untrusted`), with one-line errors.
 
-    ``untrusted`` (claim files from pull requests) also refuses anchors and aliases, which
-    let a few bytes expand into a huge document, and files over 64 KiB.
+    Every registry file is untrusted, whether it came by pull request or already sits on the
+    branch (a maintainer's mistake, a bad merge): anchors and aliases, deep nesting, duplicate
+    keys, out-of-range numbers and files over 64 KiB are refused. (``untrusted`` is kept for
+    callers; there is no trusting mode.)
     """
-    if isinstance(text, bytes):
-        if untrusted and len(text) > MAX_FILE_BYTES:
-            raise RegistryError(f"{where}: file is larger than {MAX_FILE_BYTES} bytes")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RegistryError(f"{where}: not UTF-8 text") from None
-    if untrusted and len(text) > MAX_FILE_BYTES:
-        raise RegistryError(f"{where}: file is larger than {MAX_FILE_BYTES} bytes")
-    try:
-        if untrusted and any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=_Loader)):
-            raise RegistryError(f"{where}: YAML anchors and aliases are not allowed")
-        return _plain(yaml.load(text, Loader=_Loader))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RegistryError(f"{where}: invalid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+    return _plain(untrusted_io.parse_yaml(text, where, RegistryError, max_bytes=MAX_FILE_BYTES))
 
 
 class _Unusual(Exception):
@@ -326,7 +305,7 @@ def adapter_from_data(data: Any, where: str, *, expect_name: str | None = None) 
 
 
 def parse_adapter(
-    text: str | bytes, path: str, *, untrusted: bool = False, allow_request: bool = False
+    text: str | bytes, path: str, *, untrusted: bool = True, allow_request: bool = False
 ) -> Adapter:
     """Parse the adapter file at repo ``path`` (its name must match the file name).
 
@@ -351,7 +330,6 @@ def dump_adapter(adapter: Adapter) -> str:
 __all__ = [
     "ADAPTERS_DIR",
     "FREE",
-    "NAME_PATTERN",
     "POLICY_PATH",
     "Adapter",
     "Hop",

@@ -7,9 +7,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from fedem.clock import Clock, SystemClock
 from fedem.errors import HubError, RegistryError
 from fedem.hub.base import Hub, Revision
-from fedem.registry.clock import Clock, SystemClock
 from fedem.registry.git import Git, redact
 from fedem.registry.reconcile import Event, commit_message, reconcile, repos_to_check
 from fedem.registry.store import (

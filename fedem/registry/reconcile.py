@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
+from fedem.clock import as_utc, format_time
 from fedem.hub.base import Revision
-from fedem.registry.clock import as_utc, format_time
 from fedem.registry.model import FREE, Adapter, Hop, Previous
 from fedem.registry.policy import Policy
 

@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 
-from fedem.registry.clock import format_duration
+from fedem.clock import format_duration
 from fedem.registry.model import Adapter
+from fedem.table import format_table
 
 HEADERS = ("adapter", "state", "holder", "since", "expires in", "last revision")
 
@@ -42,10 +43,8 @@ def status_rows(adapters: Mapping[str, Adapter], now: datetime) -> list[Row]:
     return rows
 
 
-def format_table(rows: list[Row], errors: tuple[str, ...] = ()) -> str:
-    """Aligned columns; bad files are listed under the table."""
-    cells = [HEADERS, *(dataclasses.astuple(r) for r in rows)]
-    widths = [max(len(str(c[i])) for c in cells) for i in range(len(HEADERS))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(c, widths, strict=True)).rstrip() for c in cells]
+def format_status(rows: list[Row], errors: tuple[str, ...] = ()) -> str:
+    """The status table (:func:`fedem.table.format_table`); bad files are listed under it."""
+    lines = [format_table(HEADERS, (dataclasses.astuple(r) for r in rows), pad_last=True)]
     lines += [f"unreadable: {e}" for e in errors]
     return "\n".join(lines) + "\n"

@@ -20,10 +20,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fedem.clock import Clock, SystemClock
 from fedem.errors import ConflictError, RegistryError
-from fedem.registry.clock import Clock, SystemClock
 from fedem.registry.git import Git, ensure_repo, redact
-from fedem.registry.model import ADAPTERS_DIR, POLICY_PATH, Adapter, dump_adapter, parse_adapter
+from fedem.registry.model import (
+    ADAPTERS_DIR,
+    MAX_FILE_BYTES,
+    POLICY_PATH,
+    Adapter,
+    dump_adapter,
+    parse_adapter,
+)
 from fedem.registry.policy import Policy, parse_policy
 
 DEFAULT_BRANCH = "registry"
@@ -43,11 +50,23 @@ class Snapshot:
     raw: Mapping[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
 
 
-def snapshot_from_files(files: Mapping[str, bytes | None], commit: str | None = None) -> Snapshot:
-    """Parse repo paths -> bytes (None: not a regular file). A bad policy file is fatal."""
+@dataclasses.dataclass(frozen=True)
+class Oversized:
+    """A file left unread because it is larger than a registry file may be."""
+
+    size: int
+
+
+def snapshot_from_files(files: Mapping[str, bytes | Oversized | None], commit: str | None = None) -> Snapshot:
+    """Parse repo paths -> bytes (None: not a regular file; Oversized: left unread). A bad
+    policy file is fatal; a bad adapter file is reported and the others are still read."""
     policy_bytes = files.get(POLICY_PATH)
     if policy_bytes is None:
         raise RegistryError(f"{POLICY_PATH}: file not found (is this the registry branch?)")
+    if isinstance(policy_bytes, Oversized):
+        raise RegistryError(
+            f"{POLICY_PATH}: {policy_bytes.size:,} bytes exceeds the cap of {MAX_FILE_BYTES:,}"
+        )
     policy = parse_policy(policy_bytes)
     adapters: dict[str, Adapter] = {}
     errors: list[str] = []
@@ -59,6 +78,8 @@ def snapshot_from_files(files: Mapping[str, bytes | None], commit: str | None = 
         try:
             if data is None:
                 raise RegistryError(f"{path}: not a regular file")
+            if isinstance(data, Oversized):
+                raise RegistryError(f"{path}: {data.size:,} bytes exceeds the cap of {MAX_FILE_BYTES:,}")
             adapter = parse_adapter(data, path)
         except RegistryError as err:
             errors.append(str(err))
@@ -77,17 +98,22 @@ def snapshot_from_dir(root: str | os.PathLike) -> Snapshot:
         if path.is_symlink():
             files[rel] = None
         elif path.is_file():
-            files[rel] = path.read_bytes()
+            size = path.stat().st_size
+            files[rel] = Oversized(size) if size > MAX_FILE_BYTES else path.read_bytes()
     return snapshot_from_files(files)
 
 
 def snapshot_from_commit(git: Git, commit: str) -> Snapshot:
     """Read the registry straight from a commit: no checkout, one ``cat-file`` process."""
     entries = git.ls_tree(commit, "registry")
-    regular = [
-        (sha, path) for mode, kind, sha, path in entries if kind == "blob" and mode in ("100644", "100755")
-    ]
-    files: dict[str, bytes | None] = {path: None for _, _, _, path in entries}
+    files: dict[str, bytes | Oversized | None] = {path: None for _, _, _, path, _ in entries}
+    regular = []
+    for mode, kind, sha, path, size in entries:
+        if kind == "blob" and mode in ("100644", "100755"):
+            if size is not None and size > MAX_FILE_BYTES:
+                files[path] = Oversized(size)  # never read: a huge blob must not cost memory or time
+            else:
+                regular.append((sha, path))
     files.update(zip([p for _, p in regular], git.read_blobs(sha for sha, _ in regular), strict=True))
     return snapshot_from_files(files, commit)
 

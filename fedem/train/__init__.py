@@ -1,8 +1,9 @@
 """One training engine for pretraining, continuous pretraining and LoRA relay finetuning."""
 
-from fedem.train.config import FinetuneConfig, LoraSpec, ModelSpec, PretrainConfig, TrainSpec
+from fedem.adapter.lora import LoraSpec
+from fedem.train.config import FinetuneConfig, ModelSpec, PretrainConfig, TrainSpec
 from fedem.train.engine import TrainResult, run_training
-from fedem.train.jobs import finetune, pretrain, resolve_adapter_dir, resolve_model_dir
+from fedem.train.jobs import finetune, pretrain
 
 __all__ = [
     "FinetuneConfig",
@@ -13,7 +14,5 @@ __all__ = [
     "TrainSpec",
     "finetune",
     "pretrain",
-    "resolve_adapter_dir",
-    "resolve_model_dir",
     "run_training",
 ]

@@ -9,9 +9,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from fedem.adapter.lora import LoraSpec
 from fedem.config import Invalid
 from fedem.data.spec import DataSpec
-from fedem.model.presets import ARCHS, PRESETS
+from fedem.model.presets import PRESETS
+from fedem.names import ARCHS, MAX_PERSON, adapter_name_problem, free_text_problem
+
+MAX_STEPS = 100_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +58,20 @@ class TrainSpec:
     threads: int | None = None
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise Invalid(name, "an integer >= 1")
-        if not self.lr > 0:
-            raise Invalid("lr", "a number > 0")
+        # Upper bounds too: a config is untrusted input, and 10**18 steps would only fail (or
+        # allocate a schedule of that size) after the data was built.
+        for name, most in (
+            ("steps", MAX_STEPS),
+            ("batch_size", 1 << 16),
+            ("grad_accum", 1 << 16),
+            ("log_every", MAX_STEPS),
+            ("save_every", MAX_STEPS),
+            ("eval_batch_size", 1 << 16),
+        ):
+            if not 1 <= getattr(self, name) <= most:
+                raise Invalid(name, f"an integer from 1 to {most:,}")
+        if not 0 < self.lr <= 1000:
+            raise Invalid("lr", "a number in (0, 1000]")
         if not 0 <= self.min_lr_ratio <= 1:
             raise Invalid("min_lr_ratio", "a number between 0 and 1")
         if not 0 <= self.warmup_steps <= self.steps:
@@ -70,30 +83,12 @@ class TrainSpec:
                 raise Invalid(name, "a number in [0, 1)")
         if not self.grad_clip >= 0:
             raise Invalid("grad_clip", "a number >= 0 (0 disables clipping)")
-        if self.eval_every is not None and self.eval_every < 1:
-            raise Invalid("eval_every", "an integer >= 1 or null")
-        if self.threads is not None and self.threads < 1:
-            raise Invalid("threads", "an integer >= 1 or null")
-
-
-@dataclasses.dataclass(frozen=True)
-class LoraSpec:
-    """LoRA hyper-parameters. Targets are checked per architecture (see fedem.train.lora)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    targets: tuple[str, ...] = ("in_proj",)
-
-    def __post_init__(self):
-        if not 1 <= self.r <= 1024:
-            raise Invalid("r", "an integer between 1 and 1024")
-        if self.alpha < 1:
-            raise Invalid("alpha", "an integer >= 1")
-        if not 0 <= self.dropout < 1:
-            raise Invalid("dropout", "a number in [0, 1)")
-        if not self.targets:
-            raise Invalid("targets", "at least one module name, e.g. [in_proj]")
+        if self.eval_every is not None and not 1 <= self.eval_every <= MAX_STEPS:
+            raise Invalid("eval_every", f"an integer from 1 to {MAX_STEPS:,}, or null")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            raise Invalid("threads", "an integer from 1 to 4096, or null")
+        if not 0 <= self.seed < 2**32:
+            raise Invalid("seed", "an integer from 0 to 2**32 - 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,3 +115,12 @@ class FinetuneConfig:
     )
     lora: LoraSpec = dataclasses.field(default_factory=LoraSpec)
     output: str = "runs/adapter"
+
+    def __post_init__(self):
+        # The same rules push and the registry apply, checked before any training is spent.
+        if (problem := adapter_name_problem(self.name)) is not None:
+            raise Invalid("name", f"an adapter name ({problem})")
+        if self.contributor is not None and (
+            problem := free_text_problem(self.contributor, max_len=MAX_PERSON)
+        ):
+            raise Invalid("contributor", f"a short one-line name ({problem})")

@@ -19,29 +19,20 @@ from pathlib import Path
 import torch
 
 from fedem import config as cfgio
+from fedem.adapter import lora
+from fedem.adapter.base import BaseInfo
+from fedem.adapter.package import resolve_adapter_dir
+from fedem.adapter.validate import validate_adapter
+from fedem.clock import Clock
 from fedem.data import build_dataset
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
-from fedem.model.seshu import write_model
-from fedem.provenance import contributor_name, environment, utcnow
-from fedem.train import lora
+from fedem.model.seshu import resolve_model_dir, weights_sha256, write_model
+from fedem.names import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PROVENANCE
+from fedem.provenance import AdapterRecord, ModelRecord, ParentRef, contributor_name, created
 from fedem.train.config import FinetuneConfig, PretrainConfig
 from fedem.train.engine import TrainResult, distributed_state, run_training
-
-PROVENANCE = "fedem.json"
-
-
-def resolve_model_dir(path: str | Path) -> Path:
-    """A model folder, or a pretrain run folder holding ``model/``."""
-    path = Path(path)
-    return path / "model" if (path / "model" / "config.json").is_file() else path
-
-
-def resolve_adapter_dir(path: str | Path) -> Path:
-    """An adapter folder, or a finetune run folder holding ``adapter/``."""
-    path = Path(path)
-    return path / "adapter" if (path / "adapter" / lora.ADAPTER_CONFIG).is_file() else path
 
 
 def _config_hash(cfg) -> str:
@@ -109,7 +100,9 @@ def _finish(out: Path, train_cfg) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
-def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print) -> TrainResult:
+def pretrain(
+    cfg: PretrainConfig, *, resume: bool = False, progress: bool = True, log=print, clock: Clock | None = None
+) -> TrainResult:
     """Train Seshu from scratch, or continue ``cfg.model.init`` (continuous pretraining)."""
     out, log = Path(cfg.output), _main_only(log)
     _check_output(out, resume, "model")
@@ -133,34 +126,28 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, progress: bool = True
         model, data, cfg.train, out, _config_hash(cfg), resume=resume, progress=progress, log=log
     )
     if _is_main():
-        _save_pretrained(out, cfg, model, data, result)
+        _save_pretrained(out, cfg, model, data, result, clock)
         log(f"saved {out / 'model'}")
     _barrier()
     log(result.summary())
     return result
 
 
-def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainResult) -> None:
+def _save_pretrained(out: Path, cfg: PretrainConfig, model, data, result: TrainResult, clock) -> None:
     with atomic_dir(out / "model") as tmp:
         write_model(model, tmp)
         cfgio.dump(cfg, tmp / "config.yaml")
-        atomic_write_json(
-            tmp / PROVENANCE,
-            {
-                "kind": "seshu-model",
-                "created": utcnow().isoformat(),
-                "init": str(cfg.model.init) if cfg.model.init else None,
-                "init_sha256": sha256_file(resolve_model_dir(cfg.model.init) / "model.safetensors")
-                if cfg.model.init
-                else None,
-                "config": cfgio.to_dict(cfg),
-                "data": data.provenance(),
-                "metrics": result.__dict__,
-                "parameters": count_parameters(model),
-                "weights_sha256": sha256_file(tmp / "model.safetensors"),
-                **environment(),
-            },
+        record = ModelRecord(
+            created=created(clock),
+            init=str(cfg.model.init) if cfg.model.init else None,
+            init_sha256=weights_sha256(cfg.model.init) if cfg.model.init else None,
+            config=cfgio.to_dict(cfg),
+            data=data.provenance(),
+            metrics=result.__dict__,
+            parameters=count_parameters(model),
+            weights_sha256=weights_sha256(tmp),
         )
+        atomic_write_json(tmp / PROVENANCE, record.to_dict())
     _finish(out, cfg.train)
 
 
@@ -178,6 +165,15 @@ def _public_config(cfg: FinetuneConfig) -> dict:
         if src.get("path"):
             src["path"] = Path(src["path"]).name
     return data
+
+
+def _cut_base_path(path: Path) -> None:
+    """PEFT writes the base's load path (often absolute: a contributor's home) into
+    ``adapter_config.json``; a published adapter keeps only its last component."""
+    cfg = json.loads(path.read_text())
+    if cfg.get("base_model_name_or_path"):
+        cfg["base_model_name_or_path"] = Path(cfg["base_model_name_or_path"]).name
+    atomic_write_json(path, cfg)
 
 
 def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list[str]) -> str:
@@ -200,23 +196,26 @@ def _model_card(cfg: FinetuneConfig, arch: str, result: TrainResult, langs: list
 
 
 def finetune(
-    cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print, parent: dict | None = None
+    cfg: FinetuneConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=print,
+    parent: ParentRef | None = None,
+    clock: Clock | None = None,
 ) -> TrainResult:
     """LoRA-finetune ``cfg.base``: a fresh adapter, or continue ``cfg.adapter`` (a relay hop).
 
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
     in provenance. A continued adapter is loaded trainable and must change.
     """
-    from fedem.adapter.base import BaseInfo
-    from fedem.adapter.validate import validate_adapter
-
     out, log = Path(cfg.output), _main_only(log)
     _check_output(out, resume, "adapter")
     base_dir = resolve_model_dir(cfg.base)
     model = load_model(base_dir)
     _check_heldout_nesting(base_dir, cfg.data, "data.heldout_fraction")
     arch = model.config.model_type
-    base_sha = sha256_file(base_dir / "model.safetensors")
+    base_sha = weights_sha256(base_dir)
     if cfg.adapter:
         # Never load before validating; then continue with the adapter's own LoRA settings.
         adapter_dir = resolve_adapter_dir(cfg.adapter)
@@ -251,7 +250,7 @@ def finetune(
     if changed == 0:
         raise FedemError(f"{out}: training changed no adapter weight; refusing to save an unchanged adapter")
     if _is_main():
-        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before))
+        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before), clock)
         log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
     _barrier()
     log(result.summary())
@@ -259,34 +258,26 @@ def finetune(
 
 
 def _save_adapter(
-    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total
+    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total, clock
 ) -> None:
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
+        _cut_base_path(tmp / ADAPTER_CONFIG)
         public = _public_config(cfg)
         atomic_write_yaml(tmp / "config.yaml", public)
         atomic_write_text(tmp / "README.md", _model_card(cfg, arch, result, langs))
-        atomic_write_json(
-            tmp / PROVENANCE,
-            {
-                "kind": "seshu-lora-adapter",
-                "adapter": cfg.name,
-                "revision": None,  # assigned by the hub on publish
-                "parent": parent,
-                "base": {
-                    "path": public["base"],
-                    "arch": arch,
-                    "sha256": base_sha,
-                },
-                "contributor": contributor_name(cfg.contributor),
-                "created": utcnow().isoformat(),
-                "lora": cfgio.to_dict(cfg.lora),
-                "config": public,
-                "data": data.provenance(),
-                "metrics": {**result.__dict__, "tensors_changed": changed, "tensors": total},
-                "weights_sha256": sha256_file(tmp / lora.ADAPTER_WEIGHTS),
-                **environment(),
-            },
+        record = AdapterRecord(
+            adapter=cfg.name,
+            parent=parent,
+            base={"path": public["base"], "arch": arch, "sha256": base_sha},
+            contributor=contributor_name(cfg.contributor),
+            created=created(clock),
+            lora=cfgio.to_dict(cfg.lora),
+            config=public,
+            data=data.provenance(),
+            metrics={**result.__dict__, "tensors_changed": changed, "tensors": total},
+            weights_sha256=sha256_file(tmp / ADAPTER_WEIGHTS),
         )
+        atomic_write_json(tmp / PROVENANCE, record.to_dict())
     _finish(out, cfg.train)

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from fedem.clock import ManualClock
 from fedem.errors import ConflictError, HubError
 from fedem.hub import open_hub
 from fedem.hub.filehub import FileHub
+from fedem.hub.fsutil import file_system_now
 
 from ._util import make_folder, read_folder
 
@@ -83,7 +85,7 @@ def test_stale_staging_is_swept(fhub, tmp_path):
     stale = fhub.root / "ad" / "revisions" / ".staging-1-dead"
     stale.mkdir()
     (stale / "x.json").write_text("{}")
-    old = datetime.now().timestamp() - 7 * 3600
+    old = file_system_now(stale.parent) - 7 * 3600  # the file system's clock, not the process's
     os.utime(stale, (old, old))
     fhub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
     assert not stale.exists()
@@ -108,16 +110,21 @@ def test_revisions_are_read_only_and_never_rewritten(fhub, tmp_path):
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o200 for p in (tmp_path / "d").iterdir())
 
 
+class _NaiveClock:
+    def now(self) -> datetime:
+        return datetime(2030, 1, 1)
+
+
 def test_injected_clock_stamps_revisions(tmp_path):
-    now = [datetime(2030, 1, 1, tzinfo=timezone.utc)]
-    hub = FileHub(tmp_path / "hub", clock=lambda: now[0])
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=timezone.utc))
+    hub = FileHub(tmp_path / "hub", clock=clock)
     hub.create_repo("ad")
     r1 = hub.publish("ad", make_folder(tmp_path / "a", A), message="m", parent=None, author="alice")
-    now[0] += timedelta(hours=3)
+    clock.advance(hours=3)
     r2 = hub.publish("ad", make_folder(tmp_path / "b", B), message="m", parent=r1.id, author="bob")
-    assert [r.time for r in hub.revisions("ad")] == [now[0], now[0] - timedelta(hours=3)]
+    assert [r.time for r in hub.revisions("ad")] == [clock.now(), clock.now() - timedelta(hours=3)]
     assert (r1.author, r2.author) == ("alice", "bob")
-    naive = FileHub(tmp_path / "hub", clock=lambda: datetime(2030, 1, 1))
+    naive = FileHub(tmp_path / "hub", clock=_NaiveClock())
     with pytest.raises(HubError, match="naive"):
         naive.publish("ad", make_folder(tmp_path / "c", {"c.json": b"1"}), message="m", parent=r2.id)
     assert hub.head("ad") == r2
@@ -183,7 +190,7 @@ def test_open_hub_urls(tmp_path, monkeypatch):
     assert isinstance(open_hub("file://./hub"), FileHub)
     assert open_hub("file://./hub").root == tmp_path / "hub"
     assert open_hub(str(tmp_path / "bare")).root == tmp_path / "bare"
-    clock = lambda: datetime(2031, 5, 5, tzinfo=timezone.utc)  # noqa: E731
+    clock = ManualClock(datetime(2031, 5, 5, tzinfo=timezone.utc))
     assert open_hub(f"file://{tmp_path}/h", clock=clock)._clock is clock
     with pytest.raises(HubError, match="unknown scheme"):
         open_hub("ftp://example.org/x")

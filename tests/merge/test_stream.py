@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fedem.errors import FedemError
 from fedem.merge import MergeSpec, merge_to_dir
-from fedem.model import load_model
+from fedem.model import load_model, weights_sha256
 
 from .conftest import lora_factors, read_tensors, tensor_bytes
 
@@ -33,10 +34,8 @@ def test_output_is_a_standard_model_folder_with_provenance(base, adapters, tmp_p
             }
         )
     )
-    res = merge_to_dir(
-        tmp_path / "base", adapters, MergeSpec("ties", weights=(1, 2, 3), density=0.4), tmp_path / "m"
-    )
     out = tmp_path / "m"
+    res = merge_to_dir(tmp_path / "base", adapters, MergeSpec("ties", weights=(1, 2, 3), density=0.4), out)
     assert {p.name for p in out.iterdir()} == {
         "config.json",
         "generation_config.json",
@@ -52,9 +51,9 @@ def test_output_is_a_standard_model_folder_with_provenance(base, adapters, tmp_p
     recorded = [(a["name"], a["weights_sha256"], a["weight"]) for a in meta["adapters"]]
     hashes = [json.loads((a / "fedem.json").read_text())["weights_sha256"] for a in adapters]
     assert recorded == list(zip(["a0", "a1", "a2"], hashes, [1.0, 2.0, 3.0], strict=True))
-    assert meta["base"]["sha256"] == base.sha256 and meta["base"]["identity_checked"] is True
-    assert meta["base"]["path"] == "base"  # the folder name, never the merger's absolute path
-    assert meta["weights_sha256"] == res.weights_sha256["model.safetensors"]
+    assert meta["base"]["sha256"] == meta["init_sha256"] == base.sha256 and meta["base"]["identity_checked"]
+    assert meta["base"]["path"] == meta["init"] == "base"  # the folder name, never the merger's absolute path
+    assert meta["weights_sha256"] == res.weights_sha256 == weights_sha256(out)  # what adapters will record
     assert meta["config"]["data"]["heldout_fraction"] == 0.05  # the smallest of the base's and the adapters'
     assert (res.merged, res.copied) == (2, len(read_tensors(base.dir)) - 2)
     size = (base.dir / "model.safetensors").stat().st_size
@@ -77,7 +76,11 @@ def test_sharded_base_gives_the_unsharded_bytes(base, adapters, tmp_path):
     assert len(shards) >= 3 and (sharded / "model.safetensors.index.json").is_file()
     spec = MergeSpec("dare_ties", weights=(0.5, 1.0, 2.0), density=0.5, seed=9)
     merge_to_dir(base.dir, adapters, spec, tmp_path / "single")
-    merge_to_dir(sharded, adapters, spec, tmp_path / "multi")
+    # The same adapters, as trained on the sharded copy: its identity is another hash.
+    with pytest.raises(FedemError, match="different base"):
+        merge_to_dir(sharded, adapters, spec, tmp_path / "refused")
+    moved = [_rebase(a, tmp_path / "moved" / a.name, weights_sha256(sharded)) for a in adapters]
+    merge_to_dir(sharded, moved, spec, tmp_path / "multi")
     out = tmp_path / "multi"
     assert sorted(p.name for p in out.glob("*.safetensors")) == shards  # written shard by shard
     assert (out / "model.safetensors.index.json").read_bytes() == (
@@ -86,8 +89,18 @@ def test_sharded_base_gives_the_unsharded_bytes(base, adapters, tmp_path):
     single, multi = read_tensors(tmp_path / "single"), read_tensors(out)
     assert {k: tensor_bytes(v) for k, v in multi.items()} == {k: tensor_bytes(v) for k, v in single.items()}
     meta = json.loads((out / "fedem.json").read_text())
-    assert meta["base"]["identity_checked"] is False and set(meta["shards"]) == set(shards)
+    assert meta["base"]["identity_checked"] and set(meta["shards"]["output"]) == set(shards)
+    assert meta["weights_sha256"] == weights_sha256(out)
     load_model(out)
+
+
+def _rebase(adapter: Path, dst: Path, base_sha: str) -> Path:
+    """A copy of ``adapter`` recording another base (its weights, hence its DARE masks, unchanged)."""
+    shutil.copytree(adapter, dst)
+    meta = json.loads((dst / "fedem.json").read_text())
+    meta["base"]["sha256"] = base_sha
+    (dst / "fedem.json").write_text(json.dumps(meta))
+    return dst
 
 
 def test_bf16_base_is_rounded_once(base_bf16_mamba1, tmp_path):

@@ -14,9 +14,9 @@ from typing import NoReturn
 
 import pytest
 
+from fedem.clock import UTC, ManualClock, format_time
 from fedem.errors import HubError
 from fedem.hub.base import Hub, Revision
-from fedem.registry.clock import UTC, ManualClock, format_time
 from fedem.registry.model import Adapter, Lock, Spec, dump_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +28,12 @@ T0 = datetime(2026, 11, 28, 9, 0, 0, tzinfo=UTC)
 TEST_LOGINS = ("alice", "bob", "carol", "mallory", "boss", "eve", *(f"user{i}" for i in range(8)))
 TEST_IDENTITIES = "identities: {" + ", ".join(f"{u}: [{u}]" for u in TEST_LOGINS) + "}\n"
 TEST_POLICY = "ttl_minutes: 180\nmax_holds: 1\ncooldown_minutes: 60\nmaintainers: []\n" + TEST_IDENTITIES
+
+# The only pins allowed: releases that declare `using: node24` (GitHub retires Node 20 on its runners).
+NODE24_PINS = {
+    "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",  # v7.0.1
+    "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97",  # v7.0.0
+}
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",

@@ -21,14 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from fedem.registry.clock import ManualClock
+from fedem.clock import ManualClock
 from fedem.registry.contribute import prepare_request
 from fedem.registry.model import parse_adapter
 
 from ._helpers import GIT_ENV, REPO_ROOT, T0, find_tool, git, make_adapter, remote_file
+from .test_workflows import NODE24_PINS
 
-CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"
-SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
+# The pins the workflows use (test_workflows checks they are the node24 releases).
+CHECKOUT = next(p for p in NODE24_PINS if p.startswith("actions/checkout@"))
+SETUP_PYTHON = next(p for p in NODE24_PINS if p.startswith("actions/setup-python@"))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fedem.clock import ManualClock, format_time
 from fedem.errors import RegistryError
 from fedem.registry.claims import (
     Change,
@@ -18,7 +19,6 @@ from fedem.registry.claims import (
     request_from_changes,
     run_check_claim,
 )
-from fedem.registry.clock import ManualClock, format_time
 from fedem.registry.contribute import prepare_request
 from fedem.registry.model import parse_adapter
 from fedem.registry.store import GitStore

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fedem.cli import main
-from fedem.registry.clock import SystemClock, format_time
+from fedem.clock import SystemClock, format_time
 from fedem.registry.model import parse_adapter
 
 from ._helpers import T0, TEST_IDENTITIES, git, make_adapter, remote_file, write_catalogue
@@ -55,7 +55,7 @@ def test_status_from_dir_and_bad_policy(tmp_path):
 
 def test_bad_name_and_bad_now(tmp_path):
     out = cli("claim", "../x", "--login", "alice", "--no-pr", "--repo", tmp_path, expect=2).output
-    assert out.startswith("error: adapter name '../x': expected a name matching") and out.count("\n") == 1
+    assert out.startswith("error: invalid adapter name '../x': use lower-case") and out.count("\n") == 1
     out = cli("registry", "status", "--dir", ".", "--now", "tomorrow", expect=2).output
     assert out.startswith("error: --now:")
 

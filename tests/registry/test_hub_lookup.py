@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from fedem.clock import ManualClock, SystemClock
 from fedem.errors import HubError
-from fedem.registry.clock import ManualClock, SystemClock
 from fedem.registry.ops import hub_revisions, reconcile_remote
 
 from ._helpers import T0, FakeHub, make_adapter, remote_file, rev

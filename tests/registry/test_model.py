@@ -113,7 +113,7 @@ def test_untrusted_files_refuse_aliases_and_huge_input():
     bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
     with pytest.raises(RegistryError, match="anchors and aliases"):
         parse_adapter(bomb, PATH, untrusted=True)
-    with pytest.raises(RegistryError, match="larger than"):
+    with pytest.raises(RegistryError, match="70,000 bytes exceeds the cap"):
         parse_adapter(b"#" * 70_000, PATH, untrusted=True)
 
 
@@ -121,7 +121,7 @@ def test_untrusted_files_refuse_aliases_and_huge_input():
     "name", ["", "Seshu", "-x", ".x", "../x", "a/b", "/abs", "x y", "ü", "a" * 65, "x\n", "x.yaml/../y"]
 )
 def test_bad_names(name):
-    with pytest.raises(RegistryError, match=r"expected a name matching \[a-z0-9\]"):
+    with pytest.raises(RegistryError, match=r"invalid adapter name .*: (use lower-case|\d+ characters)"):
         check_name(name)
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from fedem.registry.clock import ManualClock, format_time
+from fedem.clock import ManualClock, format_time
 from fedem.registry.git import Git, redact
 from fedem.registry.model import dump_adapter
 from fedem.registry.ops import reconcile_remote

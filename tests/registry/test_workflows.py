@@ -9,12 +9,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ._helpers import REPO_ROOT, find_tool
+from ._helpers import NODE24_PINS, REPO_ROOT, find_tool
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 REQUIREMENTS = REPO_ROOT / ".github" / "requirements-registry.txt"
 FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml")]
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def workflow_pins() -> set[str]:
+    """Every ``uses:`` of every workflow (the act test maps these same pins to local stand-ins)."""
+    return {
+        step["uses"]
+        for path in FILES
+        for job in _load(path)["jobs"].values()
+        for step in job.get("steps", [])
+        if "uses" in step
+    }
 
 
 tool = find_tool
@@ -24,6 +35,10 @@ def _load(path: Path) -> dict:
     data = yaml.safe_load(path.read_text())
     data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
     return data
+
+
+def test_actions_are_pinned_to_node24_releases():
+    assert workflow_pins() == NODE24_PINS
 
 
 def test_jactionlint_finds_nothing():

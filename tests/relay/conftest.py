@@ -43,6 +43,14 @@ def adapter_pkg(tiny_base, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def file_hub(tmp_path) -> FileHub:
+    """A fresh, initialised file:// hub."""
+    hub = FileHub(tmp_path / "hub")
+    hub.init()
+    return hub
+
+
+@pytest.fixture
 def relay_env(monkeypatch, tmp_path):
     """Contributor identity comes from each test; the pull cache lives in tmp_path."""
     monkeypatch.delenv("FEDEM_AUTHOR", raising=False)

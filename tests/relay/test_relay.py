@@ -29,13 +29,6 @@ from .conftest import copy_adapter, one_line, relay_config, rewrite_weights
 QUIET = dict(progress=False, log=lambda *_: None)
 
 
-@pytest.fixture
-def file_hub(tmp_path):
-    hub = FileHub(tmp_path / "hub")
-    hub.init()
-    return hub
-
-
 def test_three_hop_relay_two_contributors(tiny_base, file_hub, tmp_path, monkeypatch, relay_env):
     url = file_hub.url
     # Hop 1, alice: a fresh adapter, explicitly (--new).

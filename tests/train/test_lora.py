@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from fedem.adapter.lora import add_lora, check_targets, load_trainable
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.model import build_model, load_model
 from fedem.train import FinetuneConfig, LoraSpec, finetune
-from fedem.train.lora import add_lora, check_targets, load_trainable
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-"""Time for the registry: an injectable clock and one canonical timestamp form.
+"""Time for all of fedem: one injectable clock and one canonical timestamp form.
 
-Every decision takes ``now`` from a :class:`Clock` so tests and the federation simulator can
-drive time. On disk a time is an ISO-8601 UTC string ending in ``Z``; in code it is an aware
-``datetime`` in UTC. Client clocks are never trusted: locks are stamped by the server side.
+Everything that stamps or decides by time (registry locks, file:// hub revisions, provenance
+``created`` fields, the nightly's date) takes ``now`` from a :class:`Clock`, so tests and the
+federation simulator drive all of them with one :class:`ManualClock`. On disk a time is an
+ISO-8601 UTC string ending in ``Z``; in code it is an aware ``datetime`` in UTC. Client clocks
+are never trusted for locks: those are stamped by the server side.
 """
 
 from __future__ import annotations
@@ -20,11 +22,19 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+@dataclasses.dataclass(frozen=True)
 class SystemClock:
-    """The machine's clock, in UTC, to the second (git and GitHub keep seconds)."""
+    """The machine's clock, in UTC: to the second by default (git and GitHub keep seconds),
+    or to the microsecond (``precise=True``) where ordering within a second matters."""
+
+    precise: bool = False
 
     def now(self) -> datetime:
-        return datetime.now(UTC).replace(microsecond=0)
+        now = datetime.now(UTC)
+        return now if self.precise else now.replace(microsecond=0)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 @dataclasses.dataclass
@@ -42,6 +52,23 @@ class ManualClock:
     def advance(self, **delta: float) -> datetime:
         self.current = self.current + timedelta(**delta)
         return self.current
+
+
+def now_utc(clock: Clock | None = None) -> datetime:
+    """``clock.now()`` (default: the system clock), checked to be timezone-aware, in UTC."""
+    now = (clock or SYSTEM_CLOCK).now()
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise ValueError("the clock returned a naive datetime; it must be timezone-aware (UTC)")
+    return now.astimezone(UTC)
+
+
+def clock_at(now: str | None) -> Clock:
+    """The system clock, or (``now``, an ISO-8601 UTC time) a ManualClock stopped there.
+
+    For a simulator's or a test's ``--now``; the workflows always use the runner's clock.
+    Raises ValueError for a malformed time.
+    """
+    return SYSTEM_CLOCK if now is None else ManualClock(parse_time(now))
 
 
 def as_utc(dt: datetime) -> datetime:
