@@ -347,7 +347,12 @@ def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Pa
         their_cfg = pkg.parse_json_object(hub.read_file(name, pkg.CONFIG, parent_id), pkg.CONFIG)
     except AdapterRejected:
         return  # an unreadable parent record cannot vouch for anything; the CAS still protects the chain
-    for field in ("base.arch", "base.sha256"):
+    for field in ("base.arch", "base.sha256", "base.lora_shapes_sha256"):
+        if field == "base.lora_shapes_sha256" and None in (
+            pkg.get_path(theirs, field),
+            pkg.get_path(meta, field),
+        ):
+            continue  # recorded since 0.2; a 0.1.0 parent has none to compare
         if pkg.get_path(theirs, field) != pkg.get_path(meta, field):
             raise AdapterRejected(
                 f"different base: revision {_short(parent_id)} of {name!r} has {field} "

@@ -8,6 +8,7 @@ device, which allocates nothing, so checking against a 2.8b base costs milliseco
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -84,6 +85,13 @@ class BaseInfo:
                 out[f"base_model.model.{name}.lora_A.weight"] = (r, i)
                 out[f"base_model.model.{name}.lora_B.weight"] = (o, r)
         return out
+
+
+def shapes_sha256(shapes: dict[str, tuple[int, ...]]) -> str:
+    """The identity of a key → shape map: what an adapter records of the base it was trained on,
+    so that a push (which has no base at hand) can check the tensors fit it."""
+    canonical = json.dumps({k: list(v) for k, v in sorted(shapes.items())}, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def as_base_info(base) -> BaseInfo | None:

@@ -27,7 +27,7 @@ import torch
 from safetensors import safe_open
 
 from fedem.adapter import package as pkg
-from fedem.adapter.base import BaseInfo, as_base_info
+from fedem.adapter.base import BaseInfo, as_base_info, shapes_sha256
 from fedem.adapter.header import TensorInfo, read_header
 from fedem.adapter.lora import lora_spec_from_config
 from fedem.adapter.policy import DEFAULT_POLICY, AdapterPolicy, validate_adapter_name
@@ -102,10 +102,27 @@ def validate_adapter(
     tensors = read_header(
         weights, max_header_bytes=policy.max_header_bytes, allowed_dtypes=policy.allowed_dtypes
     )
+    # Checks that need no base come first, so every door (push has no base) says the same line.
+    _check_keys_self(tensors, targets, r)
+    # The shapes the trainer recorded from its base must be the shapes these tensors have. This
+    # needs no base either, so push refuses an adapter that does not fit the base it names with the same
+    # line as every later door. (Records from 0.1.0 carry no such hash.)
+    recorded_shapes = pkg.get_path(meta, "base.lora_shapes_sha256")
+    if recorded_shapes is not None and recorded_shapes != shapes_sha256(
+        {k: t.shape for k, t in tensors.items()}
+    ):
+        raise AdapterRejected(
+            f"{pkg.WEIGHTS}: tensor shapes do not fit the base it names "
+            f"({pkg.PROVENANCE} base.lora_shapes_sha256 {str(recorded_shapes)[:12]}…)"
+        )
     if info is not None:
-        _check_keys_against_base(tensors, info.lora_shapes(targets, r))
-    else:
-        _check_keys_self(tensors, targets, r)
+        expected = info.lora_shapes(targets, r)
+        if recorded_shapes is not None and recorded_shapes != shapes_sha256(expected):
+            raise AdapterRejected(
+                f"different base: {pkg.PROVENANCE} records the LoRA shapes of another base "
+                f"(base.lora_shapes_sha256 {str(recorded_shapes)[:12]}…)"
+            )
+        _check_keys_against_base(tensors, expected)
     _check_finite(weights, tensors)
     return AdapterReport(
         folder=folder,

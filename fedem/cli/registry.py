@@ -94,7 +94,12 @@ def reconcile_cmd(
     report = reconcile_remote(repo, remote, hub=hub, branch=branch, clock=_clock(now))
     for event in report.events:
         click.echo(str(event))
-    click.echo(f"committed {report.commit[:12]}" if report.commit else "nothing to change")
+    if report.commit is None:
+        click.echo("nothing to change")
+    elif report.pushed:
+        click.echo(f"committed {report.commit[:12]}")
+    else:
+        click.echo(f"{report.commit[:12]} was already pushed by a concurrent run (same state, same change)")
     for problem in report.errors:
         click.echo(f"warning: {problem}", err=True)
     if report.errors:

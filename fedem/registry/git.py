@@ -142,17 +142,18 @@ class Git:
             raise RegistryError(f"git fast-import wrote no commit to {ref}")
         return sha
 
-    def push(self, remote: str, commit: str, branch: str) -> None:
+    def push(self, remote: str, commit: str, branch: str) -> bool:
         """Move ``branch`` on ``remote`` to ``commit`` if that fast-forwards it; never forced.
 
-        Raises ConflictError when the remote moved first (retry on fresh state), RegistryError
-        for anything else.
+        Returns True when this push moved the branch, False when the remote already had exactly
+        this commit (a concurrent run built the same one). Raises ConflictError when the remote
+        moved first (retry on fresh state), RegistryError for anything else.
         """
-        proc = self.run(
-            "push", "--porcelain", "--quiet", remote, f"{commit}:refs/heads/{branch}", check=False
-        )
+        proc = self.run("push", "--porcelain", remote, f"{commit}:refs/heads/{branch}", check=False)
         if proc.returncode == 0:
-            return
+            # Porcelain status lines are "<flag>\t<from>:<to>\t<summary>"; "=" is "up to date".
+            flags = [ln[:1] for ln in proc.stdout.decode("utf-8", "replace").splitlines() if "\t" in ln]
+            return "=" not in flags
         text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
         if any(marker in text for marker in _LOST_RACE):
             raise ConflictError(f"push to {redact(remote)} {branch}: the branch moved; nothing was written")

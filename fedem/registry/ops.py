@@ -153,6 +153,7 @@ class ReconcileReport:
     events: tuple[Event, ...]
     errors: tuple[str, ...]  # unreadable files and hub repos, each left as it was
     attempts: int
+    pushed: bool = False  # this run's push made ``commit`` (False: a concurrent run pushed it)
 
 
 def reconcile_remote(
@@ -182,4 +183,6 @@ def reconcile_remote(
 
     outcome = store.transact(decide)
     events, problems = outcome.decision.result
-    return ReconcileReport(outcome.commit, events, (*outcome.snapshot.errors, *problems), outcome.attempts)
+    return ReconcileReport(
+        outcome.commit, events, (*outcome.snapshot.errors, *problems), outcome.attempts, outcome.pushed
+    )

@@ -129,12 +129,16 @@ class Decision:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How a transaction ended: the pushed commit (None: nothing changed) and its decision."""
+    """How a transaction ended: the pushed commit (None: nothing changed) and its decision.
+
+    ``pushed`` says whether this run's push moved the branch; False with a commit means a
+    concurrent run had pushed the very same commit first (same state, same decision)."""
 
     commit: str | None
     decision: Decision
     snapshot: Snapshot
     attempts: int
+    pushed: bool = False
 
 
 def changed_adapters(snapshot: Snapshot, new_state: Mapping[str, Adapter]) -> dict[str, bytes]:
@@ -208,14 +212,14 @@ class GitStore:
                 ref, snap.commit, decision.files, decision.message, self.committer, self.clock.now()
             )
             try:
-                self.git.push(self.remote, commit, self.branch)
+                pushed = self.git.push(self.remote, commit, self.branch)
             except ConflictError:
                 # Jittered, growing wait so racing writers spread out instead of colliding again.
                 self.sleep(self.rng.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
                 continue
             finally:
                 self.git.run("update-ref", "-d", ref, check=False)
-            return Outcome(commit, decision, snap, attempt)
+            return Outcome(commit, decision, snap, attempt, pushed)
         raise ConflictError(
             f"registry branch {self.branch!r} kept moving; gave up after {self.retries} attempts"
         )

@@ -20,7 +20,7 @@ import torch
 
 from fedem import config as cfgio
 from fedem.adapter import lora
-from fedem.adapter.base import BaseInfo
+from fedem.adapter.base import BaseInfo, shapes_sha256
 from fedem.adapter.package import resolve_adapter_dir
 from fedem.adapter.validate import validate_adapter
 from fedem.clock import Clock
@@ -215,11 +215,12 @@ def finetune(
     model = load_model(base_dir)
     _check_heldout_nesting(base_dir, cfg.data, "data.heldout_fraction")
     arch = model.config.model_type
-    base_sha = weights_sha256(base_dir)
+    # Described before any LoRA wraps the model: its layer shapes are the base's own.
+    base = BaseInfo.from_model(model, sha256=weights_sha256(base_dir))
     if cfg.adapter:
         # Never load before validating; then continue with the adapter's own LoRA settings.
         adapter_dir = resolve_adapter_dir(cfg.adapter)
-        validate_adapter(adapter_dir, BaseInfo.from_model(model, sha256=base_sha))
+        validate_adapter(adapter_dir, base)
         spec = lora.read_adapter_config(adapter_dir, arch)
         if spec != cfg.lora:
             log(
@@ -250,7 +251,7 @@ def finetune(
     if changed == 0:
         raise FedemError(f"{out}: training changed no adapter weight; refusing to save an unchanged adapter")
     if _is_main():
-        _save_adapter(out, cfg, peft_model, arch, base_sha, data, result, parent, changed, len(before), clock)
+        _save_adapter(out, cfg, peft_model, base, data, result, parent, changed, len(before), clock)
         log(f"saved {out / 'adapter'} ({changed}/{len(before)} tensors changed)")
     _barrier()
     log(result.summary())
@@ -258,8 +259,9 @@ def finetune(
 
 
 def _save_adapter(
-    out, cfg: FinetuneConfig, peft_model, arch, base_sha, data, result, parent, changed, total, clock
+    out, cfg: FinetuneConfig, peft_model, base: BaseInfo, data, result, parent, changed, total, clock
 ) -> None:
+    arch = base.arch
     langs = sorted({s.name.split(":", 1)[1] for s in data.stats if s.name.startswith("embedded:")})
     with atomic_dir(out / "adapter") as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
@@ -270,7 +272,12 @@ def _save_adapter(
         record = AdapterRecord(
             adapter=cfg.name,
             parent=parent,
-            base={"path": public["base"], "arch": arch, "sha256": base_sha},
+            base={
+                "path": public["base"],
+                "arch": arch,
+                "sha256": base.sha256,
+                "lora_shapes_sha256": shapes_sha256(base.lora_shapes(cfg.lora.targets, cfg.lora.r)),
+            },
             contributor=contributor_name(cfg.contributor),
             created=created(clock),
             lora=cfgio.to_dict(cfg.lora),

@@ -122,8 +122,11 @@ def test_concurrent_reconcilers_make_one_commit(make_remote, tmp_path):
     assert len(remote_log(remote)) == before + 1
     # Runs that decide on the same state at the same clock build the same commit, byte for byte;
     # a racer that pushes it after the winner finds the remote already there (git: up to date).
-    # So one or more may report it, but never two different commits.
+    # So one or more may report it, but never two different commits, and exactly one says its own
+    # push made it (the others see "up to date", or fresh state with nothing left to change).
     assert {r.commit for r in reports} - {None} == {git(remote, "rev-parse", "registry")}
+    assert sum(r.pushed for r in reports) == 1
+    assert all(not r.pushed for r in reports if r.commit is None)
 
 
 def _hook(remote, name, marker):
@@ -227,3 +230,16 @@ def test_remote_credentials_never_reach_a_message(make_remote, tmp_path, monkeyp
     for msg in messages:
         assert "s3cr3t" not in msg and "with-at" not in msg, msg
     assert all("https://***@github.invalid" in m for m in messages), messages
+
+
+def test_a_push_of_a_commit_the_remote_already_has_is_not_reported_as_ours(make_remote, tmp_path):
+    from fedem.registry.store import GitStore
+
+    remote = make_remote([make_adapter(holder="alice")])
+    first = reconcile_remote(tmp_path / "a", str(remote), clock=ManualClock(T0 + timedelta(hours=5)))
+    head = git(remote, "rev-parse", "registry")
+    assert first.pushed and first.commit == head
+    # A racer that built the identical commit pushes it after the winner: git says "up to date".
+    store = GitStore(tmp_path / "b", str(remote))
+    store.snapshot()  # fetches the objects
+    assert store.git.push(str(remote), head, "registry") is False

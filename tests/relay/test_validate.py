@@ -93,10 +93,19 @@ def test_nan_weights_rejected(bad):
 
 
 def test_wrong_shapes_rejected(bad, base_info):
-    # A self-consistent rank-8 adapter for a narrower model: only the base can tell.
+    # A self-consistent rank-8 adapter for a narrower model. Its record names the shapes of the
+    # base it claims, so even without the base (push) it is refused, with the same line.
     rewrite_weights(bad, lambda t: {k: v[:, :32].contiguous() if "lora_A" in k else v for k, v in t.items()})
-    msg = rejected(bad, base_info)
-    assert "has shape [8, 32], this base expects [8, 64]" in msg
+    assert "tensor shapes do not fit the base it names" in rejected(bad, base_info)
+    assert rejected(bad) == rejected(bad, base_info)
+    # A 0.1.0 record has no shape hash: only the base can tell, and it names the tensor.
+    edit_json(bad, "fedem.json", lambda m: m["base"].pop("lora_shapes_sha256"))
+    assert "has shape [8, 32], this base expects [8, 64]" in rejected(bad, base_info)
+
+
+def test_shapes_recorded_from_another_base_rejected(bad, base_info):
+    edit_json(bad, "fedem.json", lambda m: m["base"].__setitem__("lora_shapes_sha256", "0" * 64))
+    assert "tensor shapes do not fit the base it names" in rejected(bad)
 
 
 def test_rank_inconsistent_with_config_rejected_without_base(bad):
