@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from fedem.adapter import BaseInfo
+from fedem.adapter.base import shapes_sha256
 from fedem.io import sha256_file
 from fedem.provenance import library_versions
 
@@ -43,7 +44,8 @@ def write_lora_package(
     folder.mkdir(parents=True, exist_ok=False)
     gen = torch.Generator().manual_seed(seed)
     tensors = {}
-    for key, (rows, cols) in sorted(base.lora_shapes(targets, r).items()):
+    shapes = base.lora_shapes(targets, r)
+    for key, (rows, cols) in sorted(shapes.items()):
         if key.endswith("lora_A.weight"):  # (r, i)
             t = torch.randn(rows, cols, generator=gen) / cols**0.5
         else:  # (o, r)
@@ -71,7 +73,12 @@ def write_lora_package(
         "adapter": name,
         "revision": None,
         "parent": None,
-        "base": {"path": "base", "arch": base.arch, "sha256": base_sha256},
+        "base": {
+            "path": "base",
+            "arch": base.arch,
+            "sha256": base_sha256,
+            "lora_shapes_sha256": shapes_sha256(shapes),  # as fedem finetune records it
+        },
         "contributor": "synthetic",
         "created": CREATED,
         "lora": {"r": r, "alpha": alpha, "dropout": 0.0, "targets": list(targets)},
