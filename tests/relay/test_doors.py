@@ -1,5 +1,5 @@
 """Every door applies the same rules: a corpus of hostile adapters through push, pull, finetune
---adapter, perplexity --adapter and generate --adapter.
+--adapter, perplexity --adapter, generate --adapter and merge.
 
 For each case every door must refuse with the same one-line reason, exit 2, no traceback, and
 write nothing: no hub revision, no output folder, no pulled folder. The cases are built from one
@@ -198,6 +198,7 @@ def test_every_door_refuses_the_same_way(doors_env, monkeypatch, case_id, edit, 
         "finetune": ("finetune", "--base", base, "--adapter", folder, "--output", out),
         "perplexity": ("perplexity", base, "--adapter", folder),
         "generate": ("generate", base, "--adapter", folder, "--prompt", "x", "--max-new-tokens", "2"),
+        "merge": ("merge", base, folder, "--method", "linear", "--output", work / "merged"),
     }
     lines = {}
     for door, args in doors.items():
@@ -221,9 +222,10 @@ def test_every_door_refuses_the_same_way(doors_env, monkeypatch, case_id, edit, 
 
     for door, line in lines.items():
         assert reason in line, f"{door}: {line}"
-    local = {lines[d] for d in ("push", "finetune", "perplexity", "generate")}
+    local = {lines[d] for d in ("push", "finetune", "perplexity", "generate", "merge")}
     assert len(local) == 1, lines  # the very same line at every door
     assert not out.exists()  # finetune refused before creating its run folder
+    assert not (work / "merged").exists()  # so did the merge
     assert {r: hub.revisions(r) for r in heads_before} == heads_before  # push published nothing
     assert "demo" not in hub.list_repos()
 
