@@ -288,7 +288,7 @@ class DataCursor:
             raise ModelError(f"{where}: expected version, block_size, heldout_fraction and sources")
         if raw["version"] != CURSOR_VERSION:
             raise ModelError(
-                f"{where}: version {str(raw['version'])[:20]!r}, this fedem reads {CURSOR_VERSION}"
+                f"{where}: version {str(raw['version'])[:20]}, this fedem reads {CURSOR_VERSION}"
             )
         bs, frac = raw["block_size"], raw["heldout_fraction"]
         if not _is_count(bs) or bs < 1:

@@ -26,7 +26,7 @@ from pathlib import Path
 from fedem import config as cfgio
 from fedem.clock import Clock
 from fedem.cpt.config import CptConfig, language_of
-from fedem.cpt.cursor import Plan, advance, draw, find_cursor, format_plan, plan
+from fedem.cpt.cursor import Plan, advance, check_compatible, draw, find_cursor, format_plan, plan
 from fedem.cpt.score import Verdict, bits_per_byte_by_language, heldout_by_language
 from fedem.data import build_dataset
 from fedem.data.spec import EMBEDDED_LANGS
@@ -125,19 +125,19 @@ def run_cpt(
     if not dry_run and main:
         _check_output(out, resume)
 
+    # Everything that can refuse the job is checked before anything is printed or written.
     head = latest_checkpoint(hub, cfg.repo)
-    tags = ", ".join(checkpoint_tags(cfg.repo, head)) or "untagged"
-    log(f"checkpoint {cfg.repo}@{_short(head.id)} ({tags}) on {hub.url}")
     cursor, holder = find_cursor(hub, cfg.repo, head)
     where = f"{cfg.repo}@{_short(holder.id)}"
-    log(
-        f"data cursor from {where}"
-        + (" (root: every block it pretrained on counts as consumed)" if holder.parent is None else "")
-    )
+    check_compatible(cursor, cfg.data)
     data = build_dataset(cfg.data)
     spec = cfg.train
     draws_per_step = spec.batch_size * spec.grad_accum * state.num_processes
     the_plan = plan(cursor, cfg.data, data, spec.steps, draws_per_step, where)
+    tags = ", ".join(checkpoint_tags(cfg.repo, head)) or "untagged"
+    log(f"checkpoint {cfg.repo}@{_short(head.id)} ({tags}) on {hub.url}")
+    root = " (a root: every block it pretrained on counts as consumed)" if holder.parent is None else ""
+    log(f"data cursor from {where}{root}")
     if the_plan.steps == 0:
         reason = (
             f"no new data: {the_plan.remaining} unconsumed training blocks, fewer than one step's "

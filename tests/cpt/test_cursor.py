@@ -22,7 +22,9 @@ def _txt(path: Path, docs: list[str]) -> Path:
 
 
 def _docs(n: int, start: int = 0) -> list[str]:
-    return [f"document {i}: " + "some text that packs into blocks " * (1 + i % 3) for i in range(start, start + n)]
+    return [
+        f"document {i}: " + "some text that packs into blocks " * (1 + i % 3) for i in range(start, start + n)
+    ]
 
 
 def test_the_documents_hash_is_the_one_the_data_records():
@@ -36,7 +38,9 @@ def test_a_root_counts_every_block_it_pretrained_on_as_consumed():
     cursor = root_cursor(record, "fixture")
     assert (cursor.block_size, cursor.heldout_fraction) == (64, 0.05)
     for src in record.data["sources"]:
-        assert cursor.sources[src["name"]] == SourceCursor(src["documents"], src["sha256"], src["train_blocks"])
+        assert cursor.sources[src["name"]] == SourceCursor(
+            src["documents"], src["sha256"], src["train_blocks"]
+        )
 
 
 def _cursor(spec: DataSpec, consumed: dict[str, int]) -> DataCursor:
@@ -50,7 +54,9 @@ def _cursor(spec: DataSpec, consumed: dict[str, int]) -> DataCursor:
 
 def test_draws_take_each_new_block_once_and_the_cursor_moves_past_them():
     # hi is wanted most (weight) but has only 5 new blocks: it runs out, and te fills the budget.
-    spec = DataSpec(sources=(SourceSpec(embedded="hi", weight=1000), SourceSpec(embedded="te")), block_size=64)
+    spec = DataSpec(
+        sources=(SourceSpec(embedded="hi", weight=1000), SourceSpec(embedded="te")), block_size=64
+    )
     data = build_dataset(spec)
     n_hi = data.stats[0].train_blocks
     cursor = _cursor(spec, {"embedded:hi": n_hi - 5, "embedded:te": 100})
@@ -100,7 +106,10 @@ def test_a_grown_source_continues_and_a_changed_one_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "change, field",
-    [({"block_size": 128}, "data.block_size: 128"), ({"heldout_fraction": 0.02}, "data.heldout_fraction: 0.02")],
+    [
+        ({"block_size": 128}, "data.block_size: 128"),
+        ({"heldout_fraction": 0.02}, "data.heldout_fraction: 0.02"),
+    ],
 )
 def test_block_numbers_need_the_cursors_block_size_and_split(change, field):
     spec = DataSpec(sources=(SourceSpec(embedded="te"),), block_size=64)
