@@ -172,7 +172,7 @@ def publish_root(
         relation=None,
         bpb={"all": bpb} if isinstance(bpb, (int, float)) and not isinstance(bpb, bool) else {},
         languages=_languages(record),
-        summary=f"Root checkpoint: pretrained from scratch ({record.parameters:,} parameters).",
+        summary=f"{record.parameters:,} parameters.",
         data_fingerprints={"pretraining data": record.data["fingerprint"]}
         if isinstance(record.data.get("fingerprint"), str)
         else None,
