@@ -168,7 +168,7 @@ def run_cpt(
     with state.main_process_first():  # rank 0 downloads; the others find it in the cache
         parent = pull_checkpoint(hub, cfg.repo, head.id, cache_dir=cache_dir)
     _check_nesting(cfg, parent.record, f"{cfg.repo}@{_short(head.id)}")
-    model = load_model(parent.folder)
+    model = load_model(parent.folder).to(state.device)  # score the parent where it will train
     heldout = heldout_by_language(cfg.eval, cfg.data)
     before = bits_per_byte_by_language(model, heldout, cfg.eval.batch_size)
 

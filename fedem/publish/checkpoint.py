@@ -177,7 +177,10 @@ def publish_root(
         if isinstance(record.data.get("fingerprint"), str)
         else None,
     )
-    stage = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.publish-", dir=model_dir.parent))
+    try:  # beside the model, so hard links work; elsewhere if its folder is read-only
+        stage = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.publish-", dir=model_dir.parent))
+    except OSError:
+        stage = Path(tempfile.mkdtemp(prefix="fedem-publish-"))
     try:
         for src in checkpoint_files(model_dir):
             if src.name != CARD:
