@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fedem.clock import Clock, format_time, now_utc
-from fedem.errors import AdapterRejected
-from fedem.names import PROVENANCE, check_free_text
+from fedem.errors import AdapterRejected, ModelError
+from fedem.names import PROVENANCE, check_free_text, is_revision_id, is_sha256
 
 ADAPTER_KIND = "seshu-lora-adapter"
 MODEL_KIND = "seshu-model"
@@ -228,9 +228,103 @@ class AdapterRecord:
         )
 
 
+# -- checkpoints ----------------------------------------------------------------------------------
+MODEL_REQUIRED: tuple[str, ...] = (
+    "kind",
+    "created",
+    "config",
+    "data",
+    "metrics",
+    "parameters",
+    "weights_sha256",
+)
+RELATIONS = ("finetune", "merge")  # how a checkpoint came from its parent (HF's base_model_relation)
+CURSOR_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceCursor:
+    """How far continuous pretraining got into one source (see :class:`DataCursor`).
+
+    The source's first ``documents`` documents (held-out ones included, in file order) hash to
+    ``documents_sha256`` (:attr:`fedem.data.SourceStats.sha256` of that prefix), and of the
+    training blocks packed from them, the first ``blocks`` were trained on.
+    """
+
+    documents: int
+    documents_sha256: str
+    blocks: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataCursor:
+    """The data a checkpoint chain has consumed: per source name, a prefix of its training blocks.
+
+    Blocks are numbered in the order :func:`fedem.data.pack` makes them from the source's
+    training documents (held out by text hash at ``heldout_fraction``) at ``block_size``; both
+    must match for the numbers to mean the same blocks. Semantics and checks: :mod:`fedem.cpt.cursor`.
+    """
+
+    block_size: int
+    heldout_fraction: float
+    sources: dict[str, SourceCursor]
+    version: int = CURSOR_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "block_size": self.block_size,
+            "heldout_fraction": self.heldout_fraction,
+            "sources": {name: c.to_dict() for name, c in sorted(self.sources.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = f"{PROVENANCE}: cursor") -> DataCursor:
+        """Read a cursor, refusing (ModelError, one line) anything not exactly of this shape."""
+        if not isinstance(raw, dict) or set(raw) != {"version", "block_size", "heldout_fraction", "sources"}:
+            raise ModelError(f"{where}: expected version, block_size, heldout_fraction and sources")
+        if raw["version"] != CURSOR_VERSION:
+            raise ModelError(
+                f"{where}: version {str(raw['version'])[:20]}, this fedem reads {CURSOR_VERSION}"
+            )
+        bs, frac = raw["block_size"], raw["heldout_fraction"]
+        if not _is_count(bs) or bs < 1:
+            raise ModelError(f"{where}: block_size must be an integer >= 1")
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+            raise ModelError(f"{where}: heldout_fraction must be a number strictly between 0 and 1")
+        if not isinstance(raw["sources"], dict):
+            raise ModelError(f"{where}: sources must be an object")
+        sources = {}
+        for name, c in raw["sources"].items():
+            at = f"{where}.sources.{str(name)[:60]}"
+            if not isinstance(c, dict) or set(c) != {"documents", "documents_sha256", "blocks"}:
+                raise ModelError(f"{at}: expected documents, documents_sha256 and blocks")
+            if not (_is_count(c["documents"]) and _is_count(c["blocks"])):
+                raise ModelError(f"{at}: documents and blocks must be integers >= 0")
+            if not is_sha256(c["documents_sha256"]):
+                raise ModelError(f"{at}: documents_sha256 must be a sha256 hex digest")
+            sources[str(name)] = SourceCursor(c["documents"], c["documents_sha256"], c["blocks"])
+        return cls(block_size=bs, heldout_fraction=float(frac), sources=sources)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelRecord:
-    """``fedem.json`` of a model checkpoint (kind ``seshu-model``): a pretrain, CPT or merge output."""
+    """``fedem.json`` of a model checkpoint (kind ``seshu-model``): a pretrain, CPT or merge output.
+
+    A published checkpoint also names the checkpoint it came from on the hub (``parent``: repo
+    and revision id, never a tag, since tags can move on ``hf://``) and how (``relation``:
+    ``finetune`` for CPT, ``merge`` for the nightly); a root (a pretrain) has neither. ``cursor``
+    is the data continuous pretraining has consumed up to this checkpoint (None: not recorded
+    here; :func:`fedem.cpt.cursor.find_cursor` looks further up the chain). The three are written
+    only when set, so a record of fedem 0.1.0 round-trips byte for byte.
+    """
 
     created: str
     config: dict
@@ -240,6 +334,9 @@ class ModelRecord:
     weights_sha256: str
     init: str | None = None  # the checkpoint it continued (a last path component or a hub ref)
     init_sha256: str | None = None
+    parent: ParentRef | None = None
+    relation: str | None = None
+    cursor: DataCursor | None = None
     env: dict = dataclasses.field(default_factory=environment)
     extra: dict = dataclasses.field(default_factory=dict)  # e.g. a merge's adapters and method
     kind: str = MODEL_KIND
@@ -257,4 +354,71 @@ class ModelRecord:
             "weights_sha256": self.weights_sha256,
             **self.env,
         }
+        if self.parent is not None:
+            out["parent"] = self.parent.to_dict()
+        if self.relation is not None:
+            out["relation"] = self.relation
+        if self.cursor is not None:
+            out["cursor"] = self.cursor.to_dict()
         return {**self.extra, **out}
+
+    @classmethod
+    def from_dict(cls, meta: Any) -> ModelRecord:
+        """Read a checkpoint record, refusing (ModelError, one line naming the field) one that
+        lacks a required field, is not a model record, or has a field of the wrong shape."""
+        if not isinstance(meta, dict):
+            raise ModelError(f"{PROVENANCE}: expected a JSON object")
+        missing = [f for f in MODEL_REQUIRED if get_path(meta, f) is None]
+        if missing:
+            raise ModelError(f"{PROVENANCE}: missing {', '.join(missing)}")
+        if meta["kind"] != MODEL_KIND:
+            raise ModelError(f"{PROVENANCE}: kind {str(meta['kind'])[:40]!r}, expected {MODEL_KIND!r}")
+        for field in ("config", "data", "metrics"):
+            if not isinstance(meta[field], dict):
+                raise ModelError(f"{PROVENANCE}: {field} must be an object")
+        if not _is_count(meta["parameters"]):
+            raise ModelError(f"{PROVENANCE}: parameters must be an integer >= 0")
+        if not is_sha256(meta["weights_sha256"]):
+            raise ModelError(f"{PROVENANCE}: weights_sha256 must be a sha256 hex digest")
+        if not isinstance(meta["created"], str):
+            raise ModelError(f"{PROVENANCE}: created must be a time stamp")
+        for field in ("init", "init_sha256"):
+            if meta.get(field) is not None and not isinstance(meta[field], str):
+                raise ModelError(f"{PROVENANCE}: {field} must be null or a string")
+        parent = meta.get("parent")
+        if parent is not None:
+            if not (isinstance(parent, dict) and is_revision_id(parent.get("revision"))):
+                raise ModelError(f"{PROVENANCE}: parent must be null or an object with a revision id")
+            if not isinstance(parent.get("repo"), str):
+                raise ModelError(f"{PROVENANCE}: parent.repo must be a repo name")
+            parent = ParentRef(
+                repo=parent["repo"],
+                revision=parent["revision"],
+                author=parent.get("author") if isinstance(parent.get("author"), str) else None,
+                time=parent.get("time") if isinstance(parent.get("time"), str) else None,
+            )
+        relation = meta.get("relation")
+        if relation is not None and relation not in RELATIONS:
+            raise ModelError(
+                f"{PROVENANCE}: relation {str(relation)[:20]!r}, expected one of {', '.join(RELATIONS)}"
+            )
+        if (parent is None) != (relation is None):
+            raise ModelError(f"{PROVENANCE}: parent and relation go together (a root checkpoint has neither)")
+        cursor = meta.get("cursor")
+        cursor = DataCursor.from_dict(cursor) if cursor is not None else None
+        known = {f.name for f in dataclasses.fields(cls)} | {"versions", "fedem_git", "host"}
+        return cls(
+            created=meta["created"],
+            config=meta["config"],
+            data=meta["data"],
+            metrics=meta["metrics"],
+            parameters=meta["parameters"],
+            weights_sha256=meta["weights_sha256"],
+            init=meta.get("init"),
+            init_sha256=meta.get("init_sha256"),
+            parent=parent,
+            relation=relation,
+            cursor=cursor,
+            env={k: meta[k] for k in ("versions", "fedem_git", "host") if k in meta},
+            extra={k: v for k, v in meta.items() if k not in known},
+        )

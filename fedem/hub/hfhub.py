@@ -19,7 +19,8 @@ Mapping of the hub contract onto git commits on the ``main`` branch:
   stale parent (HTTP 412/409), which becomes ConflictError. Each commit carries a random
   ``Fedem-Nonce:`` trailer, so the client can tell its own commit from someone else's after a lost
   response or when ``huggingface_hub`` skips a commit whose files all match the current head.
-- *Tags* are git tags (``create_tag``); an existing tag is never moved.
+- *Tags* are git tags (``create_tag``, never with ``exist_ok``); an existing tag is never moved,
+  and after every create the tag is read back: one that names another commit is refused.
 - *Downloads* list the revision's tree with sizes and fetch each allowed file (``*.safetensors``,
   ``*.json``, ``*.md``, ``*.yaml``; never pickles) with ``hf_hub_download`` at that commit, into the
   HF cache, then copy them into ``dest`` atomically. The file count and total size are checked
@@ -34,6 +35,7 @@ backoff (``sleep`` is injectable); 401/403/404 become one-line HubErrors naming 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -396,16 +398,19 @@ class HfHub(Hub):
             if current != rev.id:
                 raise refuse(current)
             return
-        try:
+        # A 409 means we lost a race, or a lost response hid our own success: the read-back decides.
+        with contextlib.suppress(ConflictError):
             self._call(
                 f"tag {rid}@{rev.id}",
                 lambda: self.api.create_tag(rid, tag=tag, revision=rev.id),
                 conflict=True,
             )
-        except ConflictError:
-            current = existing()  # lost a race, or a lost response hid our own success
-            if current != rev.id:
-                raise refuse(current or "?") from None
+        # Read the tag back, always: a Hub may answer the create of an existing tag with success
+        # and keep its old target (what `create_tag(exist_ok=True)` makes of a 409), so success
+        # proves nothing. A tag that names another commit is refused, never taken as ours.
+        current = existing()
+        if current != rev.id:
+            raise refuse(current or "?")
 
 
 def _size(entry: RepoFile) -> int:

@@ -18,7 +18,8 @@ What it serves (model repos only, all state in memory, one lock around every mut
 - ``GET .../tree/{rev}`` (always recursive, files only, with sizes, one page) and
   ``POST .../paths-info/{rev}`` (files and folders among the asked paths, with sizes);
 - ``HEAD|GET /{repo}/resolve/{rev}/{path}``;
-- one fault: ``lose_commit_responses = N`` applies the next N commits but answers 500.
+- faults: ``lose_commit_responses = N`` applies the next N commits but answers 500;
+  ``tag_exist_ok = True`` answers the creation of an existing tag with 200 and leaves it.
 
 What it does not do: LFS or Xet uploads, pagination, branches other than ``main``, pull
 requests, private/gated repos, datasets or spaces, rate limits, or any permission model beyond
@@ -97,6 +98,9 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []  # (method, path): lets tests count round trips
         # Fault injection: apply the next N commits but answer 500, as when a response is lost.
         self.lose_commit_responses = 0
+        # Fault injection: answer the creation of an existing tag with 200 and leave it where it
+        # was, which is all a client sees when `create_tag(exist_ok=True)` swallows the 409.
+        self.tag_exist_ok = False
         self.app = self._build_app()
 
     def reset(self) -> None:
@@ -105,6 +109,7 @@ class FakeHub:
             self.repos.clear()
             self.requests.clear()
             self.lose_commit_responses = 0
+            self.tag_exist_ok = False
 
     # -- state helpers ---------------------------------------------------------------------------
     def user_for(self, request: Request) -> str | None:
@@ -302,6 +307,8 @@ class FakeHub:
                     return found
                 repo, commit = found
                 if body["tag"] in repo.tags:
+                    if hub.tag_exist_ok:  # answer as if create_tag(exist_ok=True): success, old target
+                        return {}
                     return _error(409, f"Tag {body['tag']} already exists")
                 repo.tags[body["tag"]] = commit.id
             return {}

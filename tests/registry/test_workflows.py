@@ -13,7 +13,17 @@ from ._helpers import NODE24_PINS, REPO_ROOT, find_tool
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 REQUIREMENTS = REPO_ROOT / ".github" / "requirements-registry.txt"
-FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml")]
+FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml", "cpt.yml")]
+ACTIONLINT_CONFIG = REPO_ROOT / ".github" / "actionlint.yaml"
+# Events through which a pull request (or a workflow a pull request started) can run a job.
+PR_EVENTS = {
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "issue_comment",
+    "workflow_run",
+}
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
 
@@ -66,7 +76,8 @@ def test_security_rules(path):
     assert wf["permissions"] == {}, "no permissions at the top; each job asks for its own"
     for name, job in wf["jobs"].items():
         assert "permissions" in job, name
-        assert "self-hosted" not in str(job["runs-on"]), name
+        if "self-hosted" in str(job["runs-on"]):  # a GPU runner: never reachable from a pull request
+            assert not set(wf["on"]) & PR_EVENTS, f"{name}: self-hosted job on {set(wf['on']) & PR_EVENTS}"
         for step in job["steps"]:
             if "uses" in step:
                 assert SHA_PIN.match(step["uses"]), step["uses"]
@@ -84,6 +95,63 @@ def test_reconcile_workflow_shape():
     (job,) = wf["jobs"].values()
     assert job["permissions"] == {"contents": "write"}
     assert "fedem registry reconcile" in job["steps"][-1]["run"]
+
+
+def test_cpt_workflow_shape():
+    wf = _load(WORKFLOWS / "cpt.yml")
+    assert set(wf["on"]) == {"schedule", "workflow_dispatch"}, "never a pull request event"
+    ((cron,),) = [[s["cron"] for s in wf["on"]["schedule"]]]
+    minute, hour, day, month, weekday = cron.split()
+    assert (day, month, weekday) == ("1", "*", "*"), "monthly"
+    assert wf["on"]["workflow_dispatch"]["inputs"]["dry-run"]["type"] == "boolean"
+    assert wf["concurrency"] == {"group": "seshu-checkpoints", "cancel-in-progress": False}
+    (job,) = wf["jobs"].values()
+    assert job["runs-on"] == ["self-hosted", "linux", "x64", "gpu"]
+    assert job["permissions"] == {"contents": "read"}
+    lines = [
+        ln for s in job["steps"] for ln in s.get("run", "").splitlines() if "fedem" in ln and " cpt " in ln
+    ]
+    assert len(lines) == 1 and "-m fedem cpt --config" in lines[0], "exactly one fedem cpt line"
+    step = next(s for s in job["steps"] if "fedem cpt" in s.get("run", ""))
+    assert step["env"]["HF_TOKEN"] == "${{ secrets.HF_CHECKPOINT_TOKEN }}"
+    assert not any("pip install" in s.get("run", "") for s in job["steps"]), (
+        "the write-token job installs nothing"
+    )
+
+
+def _labels(job: dict) -> list[str]:
+    runs_on = job["runs-on"]
+    return [runs_on] if isinstance(runs_on, str) else list(runs_on)
+
+
+def test_runner_labels_are_declared_and_jactionlint_enforces_the_list(tmp_path):
+    """Every label a workflow uses is in .github/actionlint.yaml, and jactionlint reads that file:
+    with it, an undeclared label fails (strict-labels); without it, the same typo passes."""
+    config = yaml.safe_load(ACTIONLINT_CONFIG.read_text())
+    declared = set(config["self-hosted-runner"]["labels"])
+    assert config["self-hosted-runner"]["strict-labels"] is True
+    for path in FILES:
+        for job in _load(path)["jobs"].values():
+            assert set(_labels(job)) <= declared, (path.name, _labels(job))
+    typo = (WORKFLOWS / "cpt.yml").read_text().replace("x64, gpu]", "x64, gpus]")
+    assert "gpus]" in typo
+    for with_config in (True, False):
+        root = tmp_path / str(with_config)
+        (root / ".github" / "workflows").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(root)], check=True)  # the config is found at the repo root
+        (root / ".github" / "workflows" / "cpt.yml").write_text(typo)
+        if with_config:
+            (root / ".github" / "actionlint.yaml").write_text(ACTIONLINT_CONFIG.read_text())
+        proc = subprocess.run(
+            [tool("jactionlint"), "--no-hints", str(root / ".github" / "workflows" / "cpt.yml")],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        if with_config:
+            assert proc.returncode != 0 and 'label "gpus" is not allowed' in proc.stdout, proc.stdout
+        else:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_claim_workflow_never_touches_pr_code():
