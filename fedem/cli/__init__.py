@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from fedem.cli import registry, relay, train
+    from fedem.cli import evaluate, registry, relay, train
 
-    for module in (train, relay, registry):
+    for module in (train, relay, registry, evaluate):
         module.register(main)
 
 
