@@ -174,11 +174,23 @@ def _score_candidate(
         return reject(c.id, "non_finite", "its merged weights or outputs are not finite")
     if gap > policy.merge_tolerance:
         return reject(c.id, "unmergeable", f"merged and unmerged logits differ by {gap:.1e} (relative)")
+    # Targets first: a candidate that already fails on its own languages (harmful, no gain,
+    # non-finite) is rejected without scoring the rest; that cannot change its decision.
+    order = [*c.targets, *(k for k in policy.languages if k not in c.targets)]
+    cand: dict[str, DocScores] = {}
     with applied(base.model, c.delta):
-        cand = score_night(base.model, night, policy, tokens_per_batch=tokens_per_batch)
-    finite = all(s.finite for s in cand.values())
-    comparisons = compare_night(ref, cand, night, policy) if finite else {}
-    return decide(CandidateScores(c.id, c.targets, comparisons, finite), policy)
+        for stage in (order[: len(c.targets)], order[len(c.targets) :]):
+            for lang in stage:
+                cand[lang] = score_documents(
+                    base.model, night.docs[lang], max_length=policy.max_length, tokens_per_batch=tokens_per_batch
+                )
+            finite = all(s.finite for s in cand.values())
+            scored = {k: ref[k] for k in cand}
+            comparisons = compare_night(scored, cand, night, policy) if finite else {}
+            decision = decide(CandidateScores(c.id, c.targets, comparisons, finite), policy)
+            if not decision.accepted:
+                return decision
+    return decision
 
 
 def attribute(report: dict, identities: Sequence[Mapping]) -> list[dict]:
