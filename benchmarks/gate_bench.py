@@ -66,7 +66,9 @@ def _hops(base: Path, tmp: Path) -> list[Path]:
             base=str(base),
             name=f"bench-{lang}",
             data=DataSpec(sources=(SourceSpec(embedded=lang),), heldout_max_blocks=4),
-            train=TrainSpec(steps=10, batch_size=8, warmup_steps=2, log_every=100, save_every=100, lr=3e-3, seed=i),
+            train=TrainSpec(
+                steps=10, batch_size=8, warmup_steps=2, log_every=100, save_every=100, lr=3e-3, seed=i
+            ),
             output=str(tmp / f"hop-{lang}"),
         )
         finetune(cfg, progress=False, log=lambda *_: None)
@@ -79,8 +81,8 @@ def run(base_dir: str | None = None, cli: bool = False) -> list[tuple[str, float
     import warnings
 
     warnings.filterwarnings("ignore")
-    from fedem.evaluate.heldout import read_heldout, write_heldout
     from fedem.evaluate.heldout import _make as make_heldout
+    from fedem.evaluate.heldout import read_heldout, write_heldout
     from fedem.evaluate.run import score_model_dir
     from fedem.gate.policy import GatePolicy
     from fedem.gate.run import run_gate
@@ -100,7 +102,9 @@ def run(base_dir: str | None = None, cli: bool = False) -> list[tuple[str, float
         subs = [Submission(h, (lang,)) for h, lang in zip(hops, HOP_LANGS, strict=False)]
 
         t0 = time.perf_counter()
-        report = run_gate(base, subs, policy, day=date(2026, 12, 1), heldout=read_heldout(held), log=lambda *_: None)
+        report = run_gate(
+            base, subs, policy, day=date(2026, 12, 1), heldout=read_heldout(held), log=lambda *_: None
+        )
         gate_s = time.perf_counter() - t0
         full = sum(c["decision"] == "accept" or c.get("reason") == "regression" for c in report["candidates"])
 

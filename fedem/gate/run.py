@@ -182,7 +182,10 @@ def _score_candidate(
         for stage in (order[: len(c.targets)], order[len(c.targets) :]):
             for lang in stage:
                 cand[lang] = score_documents(
-                    base.model, night.docs[lang], max_length=policy.max_length, tokens_per_batch=tokens_per_batch
+                    base.model,
+                    night.docs[lang],
+                    max_length=policy.max_length,
+                    tokens_per_batch=tokens_per_batch,
                 )
             finite = all(s.finite for s in cand.values())
             scored = {k: ref[k] for k in cand}

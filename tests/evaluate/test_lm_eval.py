@@ -34,7 +34,13 @@ def test_lm_eval_scores_a_saved_model_through_the_shipped_task_like_the_fast_pat
     from fedem.model import load_model
 
     langs, max_length = ("hi", "en"), 64  # short windows: documents span several, state restarts
-    lm = HFLM(pretrained=str(tiny_base / "model"), device="cpu", batch_size=8, max_length=max_length, dtype="float32")
+    lm = HFLM(
+        pretrained=str(tiny_base / "model"),
+        device="cpu",
+        batch_size=8,
+        max_length=max_length,
+        dtype="float32",
+    )
     res = lm_eval.simple_evaluate(
         model=lm,
         tasks=[task_name(lang) for lang in langs],
@@ -56,7 +62,9 @@ def test_evaluate_lm_eval_flag_agrees_with_the_fast_path(tiny_base, eval_adapter
     fast = evaluate_model(tiny_base, [eval_adapter], **kw)
     slow = evaluate_model(tiny_base, [eval_adapter], use_lm_eval=True, **kw)
     assert slow["scorer"] == "lm-eval" and slow["max_length"] == 128
-    assert slow["languages"]["te"]["bits_per_byte"] == pytest.approx(fast["languages"]["te"]["bits_per_byte"], abs=1e-3)
+    assert slow["languages"]["te"]["bits_per_byte"] == pytest.approx(
+        fast["languages"]["te"]["bits_per_byte"], abs=1e-3
+    )
     a, b = slow["adapters"][0]["languages"]["te"], fast["adapters"][0]["languages"]["te"]
     assert a["candidate_bpb"] == pytest.approx(b["candidate_bpb"], abs=1e-3)
     assert a["candidate_bpb"] != pytest.approx(slow["languages"]["te"]["bits_per_byte"], abs=1e-6)

@@ -49,7 +49,9 @@ def heldout_file(tmp_path_factory) -> Path:
     """The private held-out set: the base's held-out documents of en/hi/te as JSONL."""
     from fedem.evaluate.heldout import embedded_heldout, write_heldout
 
-    return write_heldout(tmp_path_factory.mktemp("private") / "heldout.jsonl", embedded_heldout(FRACTION, LANGS))
+    return write_heldout(
+        tmp_path_factory.mktemp("private") / "heldout.jsonl", embedded_heldout(FRACTION, LANGS)
+    )
 
 
 def hop(base: Path, out: Path, name: str, contributor: str, source, *, replay: float | None = None) -> Path:
@@ -62,7 +64,9 @@ def hop(base: Path, out: Path, name: str, contributor: str, source, *, replay: f
         name=name,
         contributor=contributor,
         data=_data((source,), **kw),
-        train=TrainSpec(steps=HOP_STEPS, batch_size=8, warmup_steps=2, log_every=100, save_every=1000, lr=HOP_LR),
+        train=TrainSpec(
+            steps=HOP_STEPS, batch_size=8, warmup_steps=2, log_every=100, save_every=1000, lr=HOP_LR
+        ),
         output=str(out),
     )
     finetune(cfg, progress=False, log=lambda *_: None)

@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from fedem.cli import main
+
 from .conftest import copy_adapter, rewrite_weights
 
 DAY = date(2026, 12, 1)
@@ -90,7 +91,16 @@ def night(gate_base, candidates, gate_env, tmp_path_factory):
     """``fedem gate`` over all eight candidates: (report, everything it printed, report bytes)."""
     _, subs = candidates
     out = tmp_path_factory.mktemp("night") / "report.json"
-    args = ["gate", str(gate_base), "--policy", str(gate_env), "--date", DAY.isoformat(), "--output", str(out)]
+    args = [
+        "gate",
+        str(gate_base),
+        "--policy",
+        str(gate_env),
+        "--date",
+        DAY.isoformat(),
+        "--output",
+        str(out),
+    ]
     for folder, _ in subs:
         args += ["--candidate", f"{folder}:hi"]
     res = CliRunner().invoke(main, args)
@@ -148,7 +158,9 @@ def test_a_forged_self_report_changes_nothing(night, gate_base, hops, gate_env, 
     from fedem.gate.run import run_gate
     from fedem.gate.screen import Submission
 
-    forged = copy_adapter(hops["good"], tmp_path / "forged", **{"metrics.bpb_after": 0.001, "metrics.bpb_before": 7.9})
+    forged = copy_adapter(
+        hops["good"], tmp_path / "forged", **{"metrics.bpb_after": 0.001, "metrics.bpb_before": 7.9}
+    )
     report = run_gate(
         gate_base, [Submission(forged, ("hi",))], load_policy(gate_env), day=DAY, log=lambda *_: None
     )
