@@ -133,14 +133,14 @@ def gate(base_dir, candidates, merged, policy_path, registry, day, output):
     from fedem.model.seshu import quiet_transformers
 
     quiet_transformers()
+    subs = [_submission(c, registry) for c in candidates]
+    if not subs:
+        raise ConfigError("--candidate: give at least one candidate adapter")
     policy = load_policy(policy_path)
     try:
         when = date.fromisoformat(day) if day else datetime.now(timezone.utc).date()
     except ValueError:
         raise ConfigError(f"--date: expected YYYY-MM-DD, got {day!r}") from None
-    subs = [_submission(c, registry) for c in candidates]
-    if not subs:
-        raise ConfigError("--candidate: give at least one candidate adapter")
     report = run_gate(base_dir, subs, policy, day=when, merged=merged, output=output, log=click.echo)
     accepted = sum(c["decision"] == "accept" for c in report["candidates"])
     click.echo(f"{accepted}/{len(report['candidates'])} accepted; wrote {output}")
