@@ -89,7 +89,7 @@ class DataSpec:
     temperature: float = 1.0
     heldout_fraction: float = 0.05
     heldout_max_blocks: int = 64
-    replay: float = 0.25
+    replay: float = 0.5
 
     def __post_init__(self):
         if not self.sources:

@@ -17,7 +17,7 @@ from fedem.io import sha256_file
 
 LANGS = ("en", "hi", "te")
 FRACTION = 0.2
-HOP_STEPS = 40
+HOP_STEPS = 30
 HOP_LR = 1e-2
 
 
@@ -37,7 +37,7 @@ def gate_base(tmp_path_factory) -> Path:
     cfg = PretrainConfig(
         model=ModelSpec(preset="tiny"),
         data=_data(tuple(SourceSpec(embedded=lang) for lang in LANGS)),
-        train=TrainSpec(steps=150, batch_size=8, warmup_steps=5, log_every=50, save_every=1000, lr=1e-2),
+        train=TrainSpec(steps=120, batch_size=8, warmup_steps=5, log_every=50, save_every=1000, lr=1e-2),
         output=str(out),
     )
     pretrain(cfg, progress=False, log=lambda *_: None)

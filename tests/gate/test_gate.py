@@ -19,7 +19,7 @@ DAY = date(2026, 12, 1)
 SALT = "test-salt"
 POLICY = """gate:
   languages: [en, hi, te]
-  docs_per_language: 40
+  docs_per_language: 24
   min_docs: 8
   resamples: 1000
 """
@@ -122,7 +122,7 @@ def test_accepted_carry_figures_and_rejected_none(night):
     for c in report["candidates"]:
         if c["decision"] == "accept":
             hi = c["languages"]["hi"]
-            assert hi["hi"] < -0.002 and hi["documents"] == 40 and hi["resamples"] == 1000
+            assert hi["hi"] < -0.002 and hi["documents"] == 24 and hi["resamples"] == 1000
             assert all(c["languages"][k]["hi"] <= 0.01 for k in ("en", "te"))
         else:
             assert "languages" not in c and c["reason"] and c["detail"]
@@ -202,7 +202,7 @@ def test_leave_one_out_credit_with_an_injected_merge(night, gate_base, hops, hel
                     w.copy_(w.float() + d.scale * (fb @ fa))
         return model
 
-    policy = GatePolicy(languages=("en", "hi", "te"), docs_per_language=40, min_docs=8, resamples=1000)
+    policy = GatePolicy(languages=("en", "hi", "te"), docs_per_language=24, min_docs=8, resamples=1000)
     tonight = draw_night(policy, DAY, read_heldout(heldout_file), SALT)
     good_id = night[0]["candidates"][0]["id"]
     alone = leave_one_out(build_merged, {good_id: hops["good"]}, tonight, policy)
