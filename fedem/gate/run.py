@@ -9,7 +9,8 @@
 4. Submissions are blinded and screened (:mod:`fedem.gate.screen`).
 5. Each survivor is applied in memory (``W += s·B@A`` on the loaded base, restored after:
    :mod:`fedem.evaluate.delta`), checked to merge exactly (merged vs unmerged logits on a
-   fixed probe that is not held-out text), scored on the sample, and :func:`decide`-d.
+   fixed probe that is not held-out text), scored on its targets first and then one language at
+   a time, and :func:`decide`-d after each step: scoring stops at the first rejection.
 6. The report lists decisions per content hash, in arrival order, and is written atomically.
    It and the log carry only hashes, reasons and aggregates: never a name, a path, a
    document, or a per-document figure. :func:`attribute` joins names in afterwards.
@@ -174,23 +175,24 @@ def _score_candidate(
         return reject(c.id, "non_finite", "its merged weights or outputs are not finite")
     if gap > policy.merge_tolerance:
         return reject(c.id, "unmergeable", f"merged and unmerged logits differ by {gap:.1e} (relative)")
-    # Targets first: a candidate that already fails on its own languages (harmful, no gain,
-    # non-finite) is rejected without scoring the rest; that cannot change its decision.
-    order = [*c.targets, *(k for k in policy.languages if k not in c.targets)]
-    cand: dict[str, DocScores] = {}
+    # Targets first, then one language at a time: once the decision is a rejection (harmful,
+    # no gain, non-finite, a regression) nothing scored later could turn it into an acceptance,
+    # so the rest is not scored. An accepted candidate is scored on every language.
+    stages = [list(c.targets), *([k] for k in policy.languages if k not in c.targets)]
+    comparisons: dict = {}
     with applied(base.model, c.delta):
-        for stage in (order[: len(c.targets)], order[len(c.targets) :]):
+        for stage in stages:
             for lang in stage:
-                cand[lang] = score_documents(
+                cand = score_documents(
                     base.model,
                     night.docs[lang],
                     max_length=policy.max_length,
                     tokens_per_batch=tokens_per_batch,
                 )
-            finite = all(s.finite for s in cand.values())
-            scored = {k: ref[k] for k in cand}
-            comparisons = compare_night(scored, cand, night, policy) if finite else {}
-            decision = decide(CandidateScores(c.id, c.targets, comparisons, finite), policy)
+                if not cand.finite:
+                    return decide(CandidateScores(c.id, c.targets, {}, False), policy)
+                comparisons[lang] = paired_bootstrap(ref[lang], cand, night.indices[lang], policy.confidence)
+            decision = decide(CandidateScores(c.id, c.targets, comparisons, True), policy)
             if not decision.accepted:
                 return decision
     return decision
