@@ -130,12 +130,16 @@ def test_accepted_carry_figures_and_rejected_none(night):
     assert set(report["sample"]) == {"en", "hi", "te"}
 
 
-def test_replay_keeps_the_other_languages(night):
+def test_replay_keeps_the_other_languages(night, hops):
     """The same Hindi hop, with the default replay and without: only the first passes."""
     report, _, _ = night
     with_replay, without = report["candidates"][0], report["candidates"][7]
     assert with_replay["decision"] == "accept"
     assert without["reason"] == "regression"
+    for name, share in (("good", 0.5), ("noreplay", 0.0)):
+        sources = json.loads((hops[name] / "fedem.json").read_text())["data"]["sources"]
+        replayed = sum(s["probability"] for s in sources if s["name"].startswith("replay:"))
+        assert replayed == pytest.approx(share)
 
 
 def test_nothing_names_a_contributor_or_quotes_the_heldout_set(night, heldout_file):
