@@ -1,8 +1,9 @@
 """``make bench``: every figure beside its baseline measured in the same run, as a ratio.
 
 Sections: training throughput and peak memory (each model in its own process), adapter hub
-push+pull round trips, registry reconciliation at 10,000 adapters, and merging 4 adapters into a
-130m-shaped base against PEFT, mergekit and the I/O floor (each in its own process).
+push+pull round trips, registry reconciliation at 10,000 adapters, the gate's K=8 run, and
+merging 4 adapters into a 130m-shaped base against PEFT, mergekit and the I/O floor (each in
+its own process).
 """
 
 from __future__ import annotations
@@ -112,6 +113,30 @@ def main() -> None:
         "s",
         "parse 10k files alone",
         reg["registry.load_10k_files"],
+    )
+
+    print("== gate: K=8 candidates on the small Seshu, 64 documents x 12 languages ==")
+    from benchmarks import gate_bench
+
+    gate = {name: value for name, value, _ in gate_bench.run(cli=True)}
+    _row(
+        "gate, 8 candidates",
+        gate["gate.k8_seconds"],
+        "s",
+        "8 x perplexity call, same docs",
+        gate["gate.k8_plain_perplexity_seconds"],
+        "goal <= 0.35",
+    )
+    _row(
+        "gate, 8 candidates",
+        gate["gate.k8_seconds"],
+        "s",
+        "8 x `fedem perplexity` command",
+        gate["gate.k8_perplexity_commands_seconds"],
+    )
+    print(
+        f"  candidates scored on every language: {gate['gate.candidates_scored_on_every_language']:.0f}/8, "
+        f"accepted {gate['gate.accepted']:.0f}/8"
     )
 
     from benchmarks import merge_bench

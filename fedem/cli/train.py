@@ -113,7 +113,7 @@ def finetune(config_path, base, adapter, hub_url, revision, new, output, resume,
 @click.option("--max-blocks", type=int, default=256, show_default=True)
 def perplexity(model_dir, data_path, adapter, block_size, max_blocks):
     """Held-out bits per byte of a model (lower is better)."""
-    from fedem.evaluate.perplexity import score_model_dir
+    from fedem.evaluate.run import score_model_dir
     from fedem.model.seshu import quiet_transformers
 
     quiet_transformers()

@@ -78,6 +78,10 @@ class DataSpec:
     Held-out split: a document is held out when the hash of its text falls under
     ``heldout_fraction``. It depends on the text alone (not on a seed), so every job that uses
     the same fraction agrees on it, and duplicate documents always land on the same side.
+
+    Replay (finetuning only; pretraining ignores it): ``replay`` is the share of training draws
+    taken from the base's own mixture, so a hop on one language keeps the others (see
+    :mod:`fedem.data.replay`). 0 turns it off.
     """
 
     sources: tuple[SourceSpec, ...] = dataclasses.field(default_factory=default_sources)
@@ -85,6 +89,7 @@ class DataSpec:
     temperature: float = 1.0
     heldout_fraction: float = 0.05
     heldout_max_blocks: int = 64
+    replay: float = 0.5
 
     def __post_init__(self):
         if not self.sources:
@@ -100,3 +105,5 @@ class DataSpec:
             raise Invalid("heldout_fraction", "a number strictly between 0 and 1")
         if self.heldout_max_blocks < 1:
             raise Invalid("heldout_max_blocks", "an integer >= 1")
+        if not 0 <= self.replay < 1:
+            raise Invalid("replay", "a number in [0, 1) (the share of draws from the base's mixture)")

@@ -4,6 +4,10 @@ Seshu's vocabulary is bytes (plus EOS), so bits-per-byte is the mean next-token
 cross-entropy in bits over every predicted position: ``Σ nll / (N · ln 2)``. Blocks are packed
 without padding, so every position counts; the first token of a block has no context and is
 not predicted (N = m·(l-1)). Lower is better; uniform guessing over 259 ids is ~8.02.
+
+This is the training loop's quick held-out figure. Scores that are compared (the gate, the
+evaluation report, lm-eval) are per document: see :mod:`fedem.evaluate.documents`. This module
+imports torch only.
 """
 
 from __future__ import annotations
@@ -39,28 +43,3 @@ def bits_per_byte(model, blocks: torch.Tensor, batch_size: int = 16) -> float:
     """Held-out bits per byte of ``model`` on packed ``blocks`` (m, l)."""
     total, count = nll_sum(model, blocks, batch_size)
     return total / (count * math.log(2))
-
-
-def score_model_dir(
-    model_dir, data_path=None, *, adapter=None, block_size: int = 256, max_blocks: int = 256
-) -> dict:
-    """Bits/byte of a saved model (plus optional adapter) on a file, or the embedded held-out split."""
-    from fedem.adapter.load import load_for_inference
-    from fedem.data import DataSpec, SourceSpec, build_dataset, pack
-    from fedem.data.sources import load_documents
-    from fedem.errors import DataError
-
-    model = load_for_inference(model_dir, adapter)
-    if data_path:
-        blocks = torch.from_numpy(
-            pack(load_documents(SourceSpec(path=str(data_path))), block_size).astype("int64")
-        )
-        label = str(data_path)
-        if len(blocks) == 0:
-            raise DataError(f"{data_path}: shorter than one block of {block_size} bytes; lower --block-size")
-    else:
-        blocks = build_dataset(DataSpec(block_size=block_size, heldout_max_blocks=max_blocks)).heldout
-        label = "embedded corpus, held-out split"
-    blocks = blocks[:max_blocks]
-    total, count = nll_sum(model, blocks)
-    return {"bits_per_byte": total / (count * math.log(2)), "positions": count, "data": label}

@@ -25,6 +25,7 @@ from fedem.adapter.package import resolve_adapter_dir
 from fedem.adapter.validate import validate_adapter
 from fedem.clock import Clock
 from fedem.data import build_dataset
+from fedem.data.replay import base_mixture, with_replay
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
@@ -229,6 +230,9 @@ def finetune(
         cfg = dataclasses.replace(cfg, lora=spec)
     lora.check_targets(cfg.lora.targets, arch)
     data = build_dataset(cfg.data)
+    if cfg.data.replay > 0:  # keep the base's other languages: replay its own mixture beside ours
+        data = with_replay(data, base_mixture(base_dir))
+        log(f"replaying {cfg.data.replay:.0%} of draws from the base's mixture (data.replay)")
     _create_output(out, cfg)
     if cfg.adapter:
         peft_model = lora.load_trainable(model, adapter_dir, arch)

@@ -1,72 +1,70 @@
-"""lm-eval's own `hf` model scores a saved Seshu offline, and agrees with fedem's bits/byte."""
+"""fedem's shipped lm-eval tasks: lm-eval alone scores a saved Seshu exactly as fedem's fast path."""
 
-import json
-import math
+import filecmp
 
 import pytest
 
-
-@pytest.fixture
-def local_task(tmp_path):
-    docs = ["नमस्ते दुनिया, यह एक परीक्षण है।", "Hello world, this is a test.", "తెలుగు భాష చాలా అందమైనది."]
-    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps({"text": d}, ensure_ascii=False) for d in docs))
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "fedem_local.yaml").write_text(f"""
-task: fedem_local
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {tmp_path / "docs.jsonl"}
-test_split: test
-output_type: loglikelihood_rolling
-doc_to_text: ""
-doc_to_target: "{{{{text}}}}"
-metric_list:
-  - metric: word_perplexity
-  - metric: byte_perplexity
-  - metric: bits_per_byte
-""")
-    return tmp_path / "tasks", docs
+from fedem.evaluate.harness import TASKS_DIR, ship_tasks, task_name
 
 
-def test_lm_eval_hf_model_scores_saved_seshu_offline(tiny_base, local_task, monkeypatch):
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def test_shipped_tasks_are_what_ship_tasks_writes(tmp_path):
+    ship_tasks(tmp_path)
+    shipped = sorted(p.name for p in TASKS_DIR.iterdir() if p.is_file() and p.name != "utils.py")
+    assert shipped == sorted(p.name for p in tmp_path.iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path, TASKS_DIR, shipped, shallow=False)
+    assert not mismatch and not errors
+    assert "import fedem" not in (TASKS_DIR / "utils.py").read_text()
+
+
+def test_lm_eval_scores_a_saved_model_through_the_shipped_task_like_the_fast_path(tiny_base):
+    """What `lm-eval run --model hf --model_args pretrained=DIR --include_path TASKS_DIR` does,
+    in process: the saved folder is loaded by lm-eval itself, with its default tokenization."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    include, docs = local_task
-    # add_bos_token=False: ByT5's tokenizer otherwise appends an EOS that lm-eval would score as a byte.
+    from fedem.evaluate.documents import score_documents
+    from fedem.evaluate.heldout import read_heldout
+    from fedem.model import load_model
+
+    langs, max_length = ("hi", "en"), 64  # short windows: documents span several, state restarts
     lm = HFLM(
         pretrained=str(tiny_base / "model"),
         device="cpu",
-        batch_size=1,
-        max_length=128,
+        batch_size=8,
+        max_length=max_length,
         dtype="float32",
-        add_bos_token=False,
     )
     res = lm_eval.simple_evaluate(
         model=lm,
-        tasks=["fedem_local"],
-        task_manager=TaskManager(include_path=str(include), include_defaults=False),
+        tasks=[task_name(lang) for lang in langs],
+        task_manager=TaskManager(include_path=str(TASKS_DIR), include_defaults=False),
         log_samples=False,
     )
-    bpb = res["results"]["fedem_local"]["bits_per_byte,none"]
-    assert math.isfinite(bpb) and 0 < bpb < 12
-
-    # fedem's own scorer on the same documents (each scored from an EOS prefix) must agree.
-    import torch
-
-    from fedem.model import load_model
-    from fedem.model.tokenizer import EOS_ID, encode
-
     model = load_model(tiny_base / "model")
-    total_nll, total_bytes = 0.0, 0
-    for d in docs:
-        ids = torch.tensor([[EOS_ID, *encode(d)]])
-        with torch.no_grad():
-            logp = model(input_ids=ids).logits.log_softmax(-1)[0, :-1]
-        total_nll -= logp.gather(-1, ids[0, 1:, None]).sum().item()
-        total_bytes += len(d.encode())
-    assert bpb == pytest.approx(total_nll / total_bytes / math.log(2), rel=1e-3)
+    heldout = read_heldout(TASKS_DIR / "heldout.jsonl")
+    for lang in langs:
+        theirs = res["results"][task_name(lang)]["bits_per_byte,none"]
+        ours = score_documents(model, heldout.docs[lang], max_length=max_length).bits_per_byte
+        assert 0 < ours < 12 and theirs == pytest.approx(ours, abs=1e-3)
+
+
+def test_evaluate_lm_eval_flag_agrees_with_the_fast_path(tiny_base, eval_adapter):
+    from fedem.evaluate.run import evaluate_model
+
+    kw = dict(languages=["te"], max_length=128, resamples=100)
+    fast = evaluate_model(tiny_base, [eval_adapter], **kw)
+    slow = evaluate_model(tiny_base, [eval_adapter], use_lm_eval=True, **kw)
+    assert slow["scorer"] == "lm-eval" and slow["max_length"] == 128
+    assert slow["languages"]["te"]["bits_per_byte"] == pytest.approx(
+        fast["languages"]["te"]["bits_per_byte"], abs=1e-3
+    )
+    a, b = slow["adapters"][0]["languages"]["te"], fast["adapters"][0]["languages"]["te"]
+    assert a["candidate_bpb"] == pytest.approx(b["candidate_bpb"], abs=1e-3)
+    assert a["candidate_bpb"] != pytest.approx(slow["languages"]["te"]["bits_per_byte"], abs=1e-6)
