@@ -15,6 +15,9 @@ from fedem.cli import main
 
 from .conftest import copy_adapter, rewrite_weights
 
+# Its fixtures train several tiny adapters: on two shared cores that can pass the default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
 DAY = date(2026, 12, 1)
 SALT = "test-salt"
 POLICY = """gate:
