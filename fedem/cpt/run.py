@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 from fedem import config as cfgio
@@ -46,16 +45,7 @@ from fedem.publish import (
     pull_checkpoint,
 )
 from fedem.publish.tags import checkpoint_tags, tag_checkpoint
-from fedem.train.engine import (
-    LossLog,
-    TrainResult,
-    checkpoint_step,
-    distributed_state,
-    evaluate_step,
-    finish_run,
-    prepare_run,
-    train_step,
-)
+from fedem.train.engine import TrainResult, distributed_state, run_training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,20 +214,11 @@ def run_cpt(
 
 
 def _train(model, data, spec, workdir: Path, config_hash: str, order, *, resume, progress, log):
-    """The engine's named steps, with the cursor's draws in place of the data's own order."""
-    run = prepare_run(model, data, spec, workdir, config_hash, resume=resume, log=log)
-    run.order = order  # (steps·ga·b·world, 2): each new block once, none already consumed
-    losses = LossLog(run, progress, log)
-    run.model.train()
-    t0 = time.perf_counter()
-    try:
-        for step in range(run.start, spec.steps):
-            losses.add(run, step, train_step(run, step))
-            evaluate_step(run, step + 1, log)
-            checkpoint_step(run, step + 1)
-    finally:
-        losses.close()
-    return finish_run(run, time.perf_counter() - t0, losses.last_loss), run.raw
+    """The engine's loop, with the cursor's draws (each new block once) in place of the data's order."""
+    result = run_training(
+        model, data, spec, workdir, config_hash, resume=resume, progress=progress, log=log, order=order
+    )
+    return result, model
 
 
 def _save(folder, cfg, hub, head, parent_sha, model, data, result, verdict, cursor, clock) -> None:

@@ -305,11 +305,16 @@ def run_training(
     progress: bool = True,
     log: Callable[[str], None] = print,
     accelerator: Accelerator | None = None,
+    order: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Train ``model`` (its trainable parameters) on ``data`` for ``spec.steps`` optimizer steps."""
+    """Train ``model`` (its trainable parameters) on ``data`` for ``spec.steps`` optimizer steps.
+
+    ``order`` (steps·ga·b·world, 2) replaces the data's own batch schedule (CPT's cursor draws)."""
     run = prepare_run(
         model, data, spec, workdir, config_hash, resume=resume, log=log, accelerator=accelerator
     )
+    if order is not None:
+        run.order = order
     losses = LossLog(run, progress, log)
     run.model.train()
     t0 = time.perf_counter()
