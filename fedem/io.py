@@ -130,3 +130,19 @@ def sha256_tree(root: str | os.PathLike) -> str:
         rel = p.relative_to(root).as_posix()
         h.update(rel.encode() + b"\0" + sha256_file(p).encode() + b"\n")
     return h.hexdigest()
+
+
+KILL_POINT_ENV = "FEDEM_TEST_KILL_POINT"  # tests only: pause at a named point so a test can SIGKILL
+
+
+def pause_for_test(point: str) -> None:
+    """Print ``paused:POINT`` and sleep, when ``$FEDEM_TEST_KILL_POINT`` names this point.
+
+    Crash tests set it, wait for the line, and SIGKILL the process right there: the only way
+    to prove what a kill at that point leaves behind. Unset (always, outside tests) it is a no-op.
+    """
+    if os.environ.get(KILL_POINT_ENV) == point:
+        import time
+
+        print(f"paused:{point}", flush=True)
+        time.sleep(120)

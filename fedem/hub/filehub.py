@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -67,14 +66,13 @@ from fedem.hub.fsutil import (
     prepare_dest,
 )
 from fedem.hub.rules import publishable_files, validate_file_path, validate_repo_name, validate_tag
-from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, sha256_tree
+from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, pause_for_test, sha256_tree
 from fedem.names import is_sha256
 
 HUB_MARKER = ".fedem-hub"
 REPO_MARKER = ".fedem-repo"
 STAGING_PREFIX = ".staging-"
 STALE_STAGING_S = 6 * 3600  # staging older than this belongs to a dead publish and is swept
-_KILL_HOOK = "FEDEM_HUB_TEST_KILL_POINT"  # tests only: pause at a named point so a test can SIGKILL
 # Revision ids are sha256 hex digests (fedem.names.is_sha256). Ids read back from HEAD, metadata
 # and tags become path components (here and in callers' caches), and anyone who can write the
 # hub directory can edit those files, so every id read from disk is checked before it is used.
@@ -83,13 +81,6 @@ _KILL_HOOK = "FEDEM_HUB_TEST_KILL_POINT"  # tests only: pause at a named point s
 def default_author() -> str:
     """Who publishes when no author is given: ``FEDEM_AUTHOR``, else the login name."""
     return os.environ.get("FEDEM_AUTHOR") or getpass.getuser()
-
-
-def _test_pause(point: str) -> None:
-    # A test sets the env var to a point name and kills this process while it sleeps here.
-    if os.environ.get(_KILL_HOOK) == point:
-        print(f"paused:{point}", flush=True)
-        time.sleep(60)
 
 
 class FileHub(Hub):
@@ -275,7 +266,7 @@ class FileHub(Hub):
                 dst = staging / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 copy_durably(src, dst)
-                _test_pause("copy")
+                pause_for_test("copy")
             fsync_tree_dirs(staging)
             content = sha256_tree(staging)  # hash what is stored, not what was read
             with self._locked(path):
@@ -309,7 +300,7 @@ class FileHub(Hub):
                 if not meta_path.exists():
                     atomic_write_json(meta_path, meta)
                     meta_path.chmod(0o444)
-                _test_pause("head")
+                pause_for_test("head")
                 atomic_write_text(path / "HEAD", rev_id + "\n")  # the commit point
         except BaseException:
             if staging.exists():

@@ -184,7 +184,7 @@ def publish_root(
     try:
         for src in checkpoint_files(model_dir):
             if src.name != CARD:
-                _link_or_copy(src, stage / src.name)
+                link_or_copy(src, stage / src.name)
         (stage / CARD).write_text(card, encoding="utf-8")
         message = f"root checkpoint: pretrained, {record.parameters:,} parameters"
         return publish_checkpoint(hub, repo, stage, message=message, author=author, clock=clock)
@@ -192,7 +192,8 @@ def publish_root(
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst``, or copy it where the file system cannot link."""
     # A hard link costs no space (a 2.8b checkpoint is 11 GB); the hub copies what it stores anyway.
     try:
         os.link(src, dst)

@@ -178,8 +178,11 @@ class Hop:
     revision: str
     time: str  # the hub's time of the revision
     claimed_at: str  # the lock's since
-    # Set later by the nightly merge job: the checkpoint revision this hop was merged into.
+    # Set later by the nightly job: the checkpoint revision this hop was merged into, or the
+    # checkpoint revision its adapter revision was rejected against (it is not gated again on
+    # that checkpoint: a second draw of documents would be a second chance to pass by luck).
     merged_into: str | None = None
+    rejected_on: str | None = None
 
     def __post_init__(self) -> None:
         _check_time("time", self.time)
@@ -324,7 +327,11 @@ def parse_adapter(
 
 def dump_adapter(adapter: Adapter) -> str:
     """The canonical YAML text of ``adapter`` (what :func:`parse_adapter` reads back)."""
-    return yaml.dump(to_dict(adapter), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
+    data = to_dict(adapter)
+    for hop in data["hops"]:
+        if hop["rejected_on"] is None:  # written only when set: older files round-trip byte for byte
+            del hop["rejected_on"]
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
 __all__ = [

@@ -49,7 +49,7 @@ def fhub(tmp_path: Path) -> FileHub:
 
 def kill_mid_publish(hub: FileHub, folder: Path, parent: str | None, point: str) -> None:
     """Publish from a child process, SIGKILL it when it pauses at ``point``."""
-    env = {**os.environ, "FEDEM_HUB_TEST_KILL_POINT": point}
+    env = {**os.environ, "FEDEM_TEST_KILL_POINT": point}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(hub.root), str(folder), parent or "-"],
         stdout=subprocess.PIPE,
