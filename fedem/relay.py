@@ -36,6 +36,9 @@ from fedem.hub import Hub, Revision, open_hub
 from fedem.names import MAX_MESSAGE, check_free_text, is_revision_id
 from fedem.provenance import ParentRef
 
+# ``--base hub:seshu`` trains on the newest checkpoint of repo ``seshu`` on the relay's hub.
+CHECKPOINT_PREFIX = "hub:"
+
 if TYPE_CHECKING:
     from fedem.train.engine import TrainResult
 
@@ -181,11 +184,16 @@ def relay_finetune(
     from fedem.model.seshu import resolve_model_dir
     from fedem.train.jobs import finetune
 
+    theirs: dict = {}
     validate_adapter_name(name)
     hub = _hub(hub)
+    if str(cfg.base).startswith(CHECKPOINT_PREFIX):  # hub:REPO[@REV]: a checkpoint on this hub
+        ckpt = _pull_base(hub, str(cfg.base), cache_dir, log)
+        cfg = dataclasses.replace(cfg, base=str(ckpt.folder))
+        base_repo, base_revision = ckpt.repo, ckpt.revision.id
     base_dir = resolve_model_dir(cfg.base)
     base = BaseInfo.from_dir(base_dir, repo=base_repo, revision=base_revision)
-    parent_rev, parent_ref, parent_meta = None, None, {}
+    parent_rev, parent_ref, parent_meta, moved = None, None, {}, None
     if new:
         if revision is not None:
             raise FedemError("--new starts a fresh adapter; it cannot be combined with --revision")
@@ -208,26 +216,92 @@ def relay_finetune(
         parent_rev = hub.resolve(name, revision)
         if head.id != parent_rev.id:
             log(f"note: {_short(parent_rev.id)} is not the head ({_short(head.id)}); pushing will conflict")
-        pulled = _cached_pull(hub, name, parent_rev, base, policy, cache_dir)
+        theirs = pkg.parse_json_object(hub.read_file(name, pkg.PROVENANCE, parent_rev.id), pkg.PROVENANCE)
+        moved = _follow(hub, name, parent_rev.id, theirs, base)
+        pull_base = base if moved is None else dataclasses.replace(base, sha256=theirs["base"]["sha256"])
+        pulled = _cached_pull(hub, name, parent_rev, pull_base, policy, cache_dir)
         parent_meta = json.loads((pulled.folder / pkg.PROVENANCE).read_text())
         spec = lora.read_adapter_config(pulled.folder, base.arch)
         if spec != cfg.lora:
             log(f"continuing with the adapter's own LoRA settings (r={spec.r}, alpha={spec.alpha})")
-        cfg = dataclasses.replace(cfg, adapter=str(pulled.folder), name=name, lora=spec)
+        start = None if moved is not None and moved.kind == "reset" else str(pulled.folder)
+        cfg = dataclasses.replace(cfg, adapter=start, name=name, lora=spec)
         parent_ref = ParentRef.of(name, parent_rev.id, parent_rev.author, parent_rev.time)
         log(
             f"continuing {name}@{_short(parent_rev.id)} by {author_label(parent_rev)} ({_when(parent_rev.time)})"
         )
-    result = finetune(cfg, resume=resume, progress=progress, log=log, parent=parent_ref, clock=clock)
+        if moved is not None:
+            log(f"the base moved on: {moved.describe()}")
+    rebased_from = theirs["base"]["sha256"] if moved is not None and moved.kind == "rebased" else None
+    result = finetune(
+        cfg,
+        resume=resume,
+        progress=progress,
+        log=log,
+        parent=parent_ref,
+        clock=clock,
+        rebased_from=rebased_from,
+    )
     out = Path(cfg.output) / "adapter"
     # Hub facts jobs.finetune cannot know: the base's hub name, inherited along the chain.
     inherited = pkg.get_path(parent_meta, "base", {}) if parent_meta else {}
     same_base = inherited.get("sha256") == base.sha256
     repo = base_repo or (inherited.get("repo") if same_base else None)
     rev = base_revision or (inherited.get("revision") if same_base else None)
-    pkg.restamp(out, {"base.repo": repo, "base.revision": rev}, card_base=repo)
+    updates = {"base.repo": repo, "base.revision": rev}
+    if moved is not None:
+        updates["follow"] = moved.to_dict()
+    pkg.restamp(out, updates, card_base=repo)
     report = validate_adapter(out, base, policy, name=name)
     return RelayHop(out, parent_rev, report, result)
+
+
+def _pull_base(hub: Hub, ref: str, cache_dir, log):
+    """``hub:REPO[@REV]`` (REPO defaults to the checkpoint repo, REV to its newest checkpoint), pulled and checked."""
+    from fedem.publish import DEFAULT_REPO, pull_checkpoint
+
+    repo, _, rev = ref[len(CHECKPOINT_PREFIX) :].partition("@")
+    ckpt = pull_checkpoint(
+        hub,
+        repo or DEFAULT_REPO,
+        rev or None,
+        cache_dir=Path(cache_dir) / "checkpoints" if cache_dir else None,
+    )
+    log(f"base: checkpoint {ckpt.repo}@{_short(ckpt.revision.id)} ({ckpt.tag or 'untagged'}) from {hub.url}")
+    return ckpt
+
+
+def _follow(hub: Hub, name: str, parent_id: str, theirs: dict, base: BaseInfo):
+    """None when the parent was trained on this base; else the one allowed move onto it.
+
+    The parent's base must be an older checkpoint of the same chain on this hub (its record's
+    weights are the ones the parent names), and this base must be a checkpoint of that chain.
+    """
+    from fedem.publish.history import follow, read_history, read_hub_record
+
+    recorded = theirs.get("base") if isinstance(theirs.get("base"), dict) else {}
+    if recorded.get("sha256") == base.sha256:
+        return None
+    where = f"revision {_short(parent_id)} of {name!r}"
+    if base.repo is None or base.revision is None:
+        raise AdapterRejected(
+            f"different base: {where} was trained on base {str(recorded.get('sha256'))[:12]}, this base is "
+            f"{str(base.sha256)[:12]}; to follow a newer checkpoint pass --base {CHECKPOINT_PREFIX}REPO"
+        )
+    if recorded.get("repo") != base.repo or not is_revision_id(recorded.get("revision")):
+        raise AdapterRejected(
+            f"different base: {where} was not trained on a checkpoint of {base.repo!r} on {hub.url}, "
+            "so it cannot follow one"
+        )
+    history = read_history(hub, base.repo, hub.resolve(base.repo, base.revision))
+    moved = follow(history, base.repo, parent_id, recorded["revision"])
+    source = hub.resolve(base.repo, recorded["revision"])
+    if read_hub_record(hub, base.repo, source).get("weights_sha256") != recorded.get("sha256"):
+        raise AdapterRejected(
+            f"different base: {where} records base sha256 {str(recorded.get('sha256'))[:12]}, which is not "
+            f"the weights of {base.repo}@{_short(source.id)}"
+        )
+    return moved
 
 
 def _head_if_exists(hub: Hub, name: str) -> Revision | None:
@@ -347,7 +421,12 @@ def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Pa
         their_cfg = pkg.parse_json_object(hub.read_file(name, pkg.CONFIG, parent_id), pkg.CONFIG)
     except AdapterRejected:
         return  # an unreadable parent record cannot vouch for anything; the CAS still protects the chain
+    moved = "follow" in meta
+    if moved:
+        _check_follow(hub, name, parent_id, theirs, meta)
     for field in ("base.arch", "base.sha256", "base.lora_shapes_sha256"):
+        if field == "base.sha256" and moved:
+            continue  # checked by _check_follow: one of the two allowed moves to a newer checkpoint
         if field == "base.lora_shapes_sha256" and None in (
             pkg.get_path(theirs, field),
             pkg.get_path(meta, field),
@@ -365,6 +444,38 @@ def _check_continues(hub: Hub, name: str, parent_id: str, meta: dict, staged: Pa
                 f"{pkg.CONFIG}: {field}={mine.get(field)!r} differs from revision {_short(parent_id)} "
                 f"({their_cfg.get(field)!r}); a relay hop keeps its parent's LoRA shape"
             )
+
+
+def _check_follow(hub: Hub, name: str, parent_id: str, theirs: dict, meta: dict) -> None:
+    """A hop that changed base must record exactly the move the hub's checkpoint records allow."""
+    from fedem.publish.history import follow, follow_from_record, read_history
+
+    recorded = follow_from_record(meta.get("follow"), pkg.PROVENANCE)
+    where = f"{pkg.PROVENANCE}: follow"
+    if (
+        pkg.get_path(meta, "base.repo") != recorded.repo
+        or pkg.get_path(meta, "base.revision") != recorded.onto
+    ):
+        raise AdapterRejected(
+            f"{where}: names {recorded.repo}@{_short(recorded.onto)}, not this adapter's base"
+        )
+    if (
+        pkg.get_path(theirs, "base.repo") != recorded.repo
+        or pkg.get_path(theirs, "base.revision") != recorded.source
+    ):
+        raise AdapterRejected(
+            f"{where}: starts from {recorded.repo}@{_short(recorded.source)}, but revision "
+            f"{_short(parent_id)} of {name!r} was trained on {str(pkg.get_path(theirs, 'base.revision'))[:12]}"
+        )
+    try:
+        history = read_history(hub, recorded.repo, hub.resolve(recorded.repo, recorded.onto))
+        allowed = follow(history, recorded.repo, parent_id, recorded.source)
+    except HubError as err:
+        raise AdapterRejected(f"{where}: cannot be checked on {hub.url} ({err})") from None
+    if allowed != recorded:
+        raise AdapterRejected(
+            f"{where}: records a {recorded.kind} but the checkpoint records allow only: {allowed.describe()}"
+        )
 
 
 def _conflict_message(hub: Hub, name: str, parent_id: str | None, folder: Path, weights_sha256: str) -> str:

@@ -32,6 +32,7 @@ class LineageEntry:
     bpb_before: float | None
     bpb_after: float | None
     parent_matches: bool  # fedem.json's parent agrees with the hub's
+    follow: str | None = None  # how the hop moved to a newer checkpoint: "reset@C" or "rebased@C"
 
     @property
     def bpb_delta(self) -> float | None:
@@ -66,6 +67,7 @@ def lineage(hub: str | Hub, name: str, *, policy: AdapterPolicy = DEFAULT_POLICY
                 bpb_before=_typed(meta, "metrics.bpb_before", float),
                 bpb_after=_typed(meta, "metrics.bpb_after", float),
                 parent_matches=bool(meta) and pkg.parent_revision(meta) == rev.parent,
+                follow=_follow_label(meta),
             )
         )
     return out
@@ -93,6 +95,16 @@ def _base_label(meta: dict) -> str | None:
     return label
 
 
+def _follow_label(meta: dict) -> str | None:
+    # Unvalidated, like every field here: shown only when it has the recorded shape.
+    f = meta.get("follow")
+    if not (isinstance(f, dict) and f.get("kind") in ("reset", "rebased") and isinstance(f.get("onto"), str)):
+        return None
+    if f["kind"] == "reset" and isinstance(f.get("merged_into"), str):
+        return f"reset after merge into {f['merged_into'][:12]}"
+    return f"rebased onto {f['onto'][:12]}"
+
+
 def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
     """A plain-text table of :func:`lineage`, newest first."""
     width = 64 if full else 12
@@ -111,6 +123,7 @@ def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
             "BPB BEFORE->AFTER",
             "DELTA",
             "BASE",
+            "BASE MOVE",
         )
     ]
     for e in entries:
@@ -126,6 +139,7 @@ def format_lineage(entries: list[LineageEntry], *, full: bool = False) -> str:
                 f"{num(e.bpb_before, '.4f')}->{num(e.bpb_after, '.4f')}",
                 num(e.bpb_delta, "+.4f"),
                 e.base or "?",
+                e.follow or "-",
             )
         )
     lines = [format_table(rows[0], rows[1:])]

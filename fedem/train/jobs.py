@@ -204,11 +204,15 @@ def finetune(
     log=print,
     parent: ParentRef | None = None,
     clock: Clock | None = None,
+    rebased_from: str | None = None,
 ) -> TrainResult:
     """LoRA-finetune ``cfg.base``: a fresh adapter, or continue ``cfg.adapter`` (a relay hop).
 
     ``parent`` carries hub facts about the adapter being continued (repo, revision), recorded
-    in provenance. A continued adapter is loaded trainable and must change.
+    in provenance. A continued adapter is loaded trainable and must change. ``rebased_from``
+    is the base sha256 ``cfg.adapter`` was trained on when the relay carries it onto a newer
+    checkpoint (:func:`fedem.publish.history.follow` decided that); its shapes are still
+    checked against this base.
     """
     out, log = Path(cfg.output), _main_only(log)
     _check_output(out, resume, "adapter")
@@ -221,7 +225,7 @@ def finetune(
     if cfg.adapter:
         # Never load before validating; then continue with the adapter's own LoRA settings.
         adapter_dir = resolve_adapter_dir(cfg.adapter)
-        validate_adapter(adapter_dir, base)
+        validate_adapter(adapter_dir, dataclasses.replace(base, sha256=rebased_from or base.sha256))
         spec = lora.read_adapter_config(adapter_dir, arch)
         if spec != cfg.lora:
             log(
