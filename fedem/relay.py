@@ -218,7 +218,9 @@ def relay_finetune(
             log(f"note: {_short(parent_rev.id)} is not the head ({_short(head.id)}); pushing will conflict")
         theirs = pkg.parse_json_object(hub.read_file(name, pkg.PROVENANCE, parent_rev.id), pkg.PROVENANCE)
         moved = _follow(hub, name, parent_rev.id, theirs, base)
-        pull_base = base if moved is None else dataclasses.replace(base, sha256=theirs["base"]["sha256"])
+        # A follow is checked against the hub's records (_follow); the parent itself is then
+        # validated as what it is: an adapter of the older checkpoint, with this base's shapes.
+        pull_base = base if moved is None else _as_recorded(base, theirs["base"])
         pulled = _cached_pull(hub, name, parent_rev, pull_base, policy, cache_dir)
         parent_meta = json.loads((pulled.folder / pkg.PROVENANCE).read_text())
         spec = lora.read_adapter_config(pulled.folder, base.arch)
@@ -254,6 +256,10 @@ def relay_finetune(
     pkg.restamp(out, updates, card_base=repo)
     report = validate_adapter(out, base, policy, name=name)
     return RelayHop(out, parent_rev, report, result)
+
+
+def _as_recorded(base: BaseInfo, recorded: dict) -> BaseInfo:
+    return dataclasses.replace(base, sha256=recorded["sha256"], revision=recorded.get("revision"))
 
 
 def _pull_base(hub: Hub, ref: str, cache_dir, log):

@@ -60,4 +60,24 @@ def cpt(config_path, hub_url, output, dry_run, resume, sets, no_progress):
     run_cpt(cfg, dry_run=dry_run, resume=resume, progress=not no_progress)
 
 
-COMMANDS: tuple[click.Command, ...] = (publish, cpt)
+@click.command("pull-checkpoint")
+@click.option(
+    "--hub",
+    "hub_url",
+    default=default_hub_url,
+    show_default="$FEDEM_HUB or file://./hub",
+    help="The checkpoint hub: file://PATH or hf://ORG.",
+)
+@click.option("--repo", default="seshu", show_default=True, help="The checkpoint repo on the hub.")
+@click.option("--revision", default=None, help="Revision id, unique prefix or tag. Default: the newest.")
+@click.option("--output", type=click.Path(file_okay=False), required=True, help="Folder to create.")
+def pull_checkpoint(hub_url: str, repo: str, revision: str | None, output: str) -> None:
+    """Download a checkpoint and check it (files, weights hash, parent): a plain transformers folder."""
+    from fedem.hub import open_hub
+    from fedem.publish import pull_checkpoint as pull
+
+    ckpt = pull(open_hub(hub_url), repo, revision, dest=output)
+    click.echo(f"pulled {repo}@{ckpt.revision.id} ({ckpt.tag or 'untagged'}) into {ckpt.folder}")
+
+
+COMMANDS: tuple[click.Command, ...] = (publish, cpt, pull_checkpoint)

@@ -14,44 +14,22 @@ from pathlib import Path
 import pytest
 
 from fedem.io import sha256_file
+from fedem.testing.federation import heldout_data, pretrain_base, write_private_heldout
 
-LANGS = ("en", "hi", "te")
-FRACTION = 0.2
 HOP_STEPS = 30
 HOP_LR = 1e-2
-
-
-def _data(sources, **kw):
-    from fedem.data import DataSpec
-
-    return DataSpec(sources=sources, block_size=64, heldout_fraction=FRACTION, heldout_max_blocks=8, **kw)
 
 
 @pytest.fixture(scope="session")
 def gate_base(tmp_path_factory) -> Path:
     """A tiny Mamba-2 Seshu trained long enough that a one-language hop can harm the others."""
-    from fedem.data import SourceSpec
-    from fedem.train import ModelSpec, PretrainConfig, TrainSpec, pretrain
-
-    out = tmp_path_factory.mktemp("gate-base") / "run"
-    cfg = PretrainConfig(
-        model=ModelSpec(preset="tiny"),
-        data=_data(tuple(SourceSpec(embedded=lang) for lang in LANGS)),
-        train=TrainSpec(steps=120, batch_size=8, warmup_steps=5, log_every=50, save_every=1000, lr=1e-2),
-        output=str(out),
-    )
-    pretrain(cfg, progress=False, log=lambda *_: None)
-    return out / "model"
+    return pretrain_base(tmp_path_factory.mktemp("gate-base") / "run")
 
 
 @pytest.fixture(scope="session")
 def heldout_file(tmp_path_factory) -> Path:
     """The private held-out set: the base's held-out documents of en/hi/te as JSONL."""
-    from fedem.evaluate.heldout import embedded_heldout, write_heldout
-
-    return write_heldout(
-        tmp_path_factory.mktemp("private") / "heldout.jsonl", embedded_heldout(FRACTION, LANGS)
-    )
+    return write_private_heldout(tmp_path_factory.mktemp("private") / "heldout.jsonl")
 
 
 def hop(base: Path, out: Path, name: str, contributor: str, source, *, replay: float | None = None) -> Path:
@@ -63,7 +41,7 @@ def hop(base: Path, out: Path, name: str, contributor: str, source, *, replay: f
         base=str(base),
         name=name,
         contributor=contributor,
-        data=_data((source,), **kw),
+        data=heldout_data((source,), **kw),
         train=TrainSpec(
             steps=HOP_STEPS, batch_size=8, warmup_steps=2, log_every=100, save_every=1000, lr=HOP_LR
         ),
