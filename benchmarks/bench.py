@@ -3,7 +3,7 @@
 Sections: training throughput and peak memory (each model in its own process), adapter hub
 push+pull round trips, registry reconciliation at 10,000 adapters, the gate's K=8 run, and
 merging 4 adapters into a 130m-shaped base against PEFT, mergekit and the I/O floor (each in
-its own process).
+its own process), and a K=4 nightly split by stage against the merge alone.
 """
 
 from __future__ import annotations
@@ -142,6 +142,10 @@ def main() -> None:
     from benchmarks import merge_bench
 
     merge_bench.report(merge_bench.measure())
+
+    from benchmarks import nightly_bench
+
+    nightly_bench.report(nightly_bench.measure())
 
 
 if __name__ == "__main__":

@@ -56,12 +56,12 @@ def _base(tmp: Path, given: str | None) -> Path:
     return tmp / "base"
 
 
-def _hops(base: Path, tmp: Path) -> list[Path]:
+def _hops(base: Path, tmp: Path, k: int = K) -> list[Path]:
     from fedem.data import DataSpec, SourceSpec
     from fedem.train import FinetuneConfig, TrainSpec, finetune
 
     out = []
-    for i, lang in enumerate(HOP_LANGS[:K]):
+    for i, lang in enumerate(HOP_LANGS[:k]):
         cfg = FinetuneConfig(
             base=str(base),
             name=f"bench-{lang}",
