@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 
 import pytest
 
 from fedem.adapter import lora
+from fedem.hub import open_hub
 from fedem.model import load_model
 from fedem.publish.history import read_history
 from fedem.testing.federation import pretrain_base, write_private_heldout
@@ -131,8 +133,6 @@ def test_relay_gate_merge_publish_and_follow(world, monkeypatch, tmp_path):
     # A second night: te is merged, hi was trained on the old checkpoint; nothing is published.
     again = nightly(world)
     assert "nothing published" in again and "seshu-hi" in again
-    from fedem.hub import open_hub
-
     assert open_hub(hub).head("seshu").id == new_ckpt
 
     # te continues from a zero delta on the new checkpoint; hi continues its weights on it.
@@ -147,6 +147,21 @@ def test_relay_gate_merge_publish_and_follow(world, monkeypatch, tmp_path):
         "kind": "rebased", "repo": "seshu", "source": world["root"], "onto": new_ckpt, "merged_into": None,
     }  # fmt: skip
     assert te_meta["base"]["revision"] == new_ckpt and hi_meta["base"]["revision"] == new_ckpt
+    # Push accepts exactly the move the hub's records allow: a forged kind, or a change of base
+    # with no follow record at all, is refused in one line and publishes nothing.
+    te_head = open_hub(hub).head("seshu-te").id
+    for forge, needle in (
+        (lambda m: m["follow"].update(kind="rebased", merged_into=None), "allow only: reset after the merge"),
+        (lambda m: m.pop("follow"), "different base"),
+    ):
+        forged = tmp_path / f"forged-{len(needle)}"
+        shutil.copytree(te_next, forged)
+        meta = json.loads((forged / "fedem.json").read_text())
+        forge(meta)
+        (forged / "fedem.json").write_text(json.dumps(meta))
+        out = fedem("push", "seshu-te", forged, "--hub", hub, "--parent", te_hops[-1].revision, expect=2)
+        assert needle in out and out.count("\n") == 1, out
+    assert open_hub(hub).head("seshu-te").id == te_head
     # Each hop's bpb_before is its starting model's held-out score. Reset: the checkpoint itself
     # (B = 0, a zero delta). Rebased: the checkpoint with carol's weights still applied.
     model = load_model(pulled)

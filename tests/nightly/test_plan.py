@@ -1,0 +1,76 @@
+"""The night's plan, from the registry's hops and the hub's merge records (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fedem.clock import UTC
+from fedem.hub.base import Revision
+from fedem.nightly.plan import format_plan, marks, plan_night
+from fedem.publish.history import History
+from fedem.registry.model import Adapter, Hop, Spec
+
+T = datetime(2026, 12, 1, tzinfo=UTC)
+C0, C1 = "c0" * 32, "c1" * 32
+
+
+def rev(i: int) -> str:
+    return f"{i:064x}"
+
+
+def adapter(name: str, *hops: Hop, lang: str = "te") -> Adapter:
+    return Adapter(name, Spec("seshu", ("in_proj",), 8, (lang,)), hops=hops)
+
+
+def hop(who: str, i: int, minute: int, **kw) -> Hop:
+    return Hop(who, rev(i), f"2026-12-01T00:{minute:02d}:00Z", "2026-12-01T00:00:00Z", **kw)
+
+
+def history(head: str = C0, merged: dict[str, str] | None = None, adapters: dict[str, str] | None = None):
+    chain = (Revision("seshu", head, None, "m", T),)
+    return History(chain, merged or {}, adapters or {})
+
+
+def test_candidates_are_the_newest_unmerged_hop_in_arrival_order():
+    reg = {
+        "seshu-te": adapter(
+            "seshu-te", hop("alice", 1, 5, merged_into=C0), hop("bob", 2, 30), hop("carol", 3, 40)
+        ),
+        "seshu-hi": adapter("seshu-hi", hop("dave", 4, 10), lang="hi"),
+        "seshu-ta": adapter("seshu-ta", hop("erin", 5, 1, merged_into=C0)),
+    }
+    plan = plan_night(reg, history())
+    assert [(c.name, c.revision, c.hops, c.contributors) for c in plan.candidates] == [
+        ("seshu-hi", rev(4), (rev(4),), ("dave",)),
+        ("seshu-te", rev(3), (rev(2), rev(3)), ("bob", "carol")),
+    ]
+    assert plan.candidates[0].languages == ("hi",)
+    assert not plan.repairs and not plan.waiting
+
+
+def test_a_hop_the_hub_records_as_merged_is_repaired_never_merged_again():
+    reg = {"seshu-te": adapter("seshu-te", hop("alice", 1, 5), hop("bob", 2, 6))}
+    plan = plan_night(reg, history(C1, merged={rev(1): C1, rev(2): C1}, adapters={rev(2): C1}))
+    assert plan.candidates == () and plan.repairs == {"seshu-te": {rev(1): C1, rev(2): C1}}
+    assert "repair: seshu-te hop" in format_plan(plan) and "nothing new" in format_plan(plan)
+    fixed = marks(reg, plan.repairs)
+    assert [h.merged_into for h in fixed["seshu-te"].hops] == [C1, C1]
+    assert marks(fixed, plan.repairs) == {}, "marks already set are not written again"
+
+
+def test_a_revision_rejected_on_this_checkpoint_waits_for_its_next_hop():
+    rejected = adapter("seshu-hi", hop("carol", 7, 5, rejected_on=C0), lang="hi")
+    plan = plan_night({"seshu-hi": rejected}, history(C0))
+    assert plan.candidates == () and "rejected on this checkpoint" in plan.waiting["seshu-hi"]
+    # on a newer checkpoint it is a candidate again (the nightly then finds it on the old base)
+    assert [c.name for c in plan_night({"seshu-hi": rejected}, history(C1)).candidates] == ["seshu-hi"]
+    # and a newer hop is gated even on the same checkpoint
+    newer = adapter("seshu-hi", hop("carol", 7, 5, rejected_on=C0), hop("erin", 8, 9), lang="hi")
+    assert plan_night({"seshu-hi": newer}, history(C0)).candidates[0].revision == rev(8)
+
+
+def test_marks_never_overwrite_a_merge_and_record_rejections():
+    reg = {"a": adapter("a", hop("x", 1, 1, merged_into=C0), hop("y", 2, 2))}
+    out = marks(reg, {"a": {rev(1): C1}}, {"a": {rev(2): C0}})
+    assert [(h.merged_into, h.rejected_on) for h in out["a"].hops] == [(C0, None), (None, C0)]
+    assert marks(reg, {"ghost": {rev(1): C1}}) == {}, "an adapter gone from the registry is skipped"
