@@ -13,16 +13,23 @@ from fedem.cli.train import _config_opt, _overrides, _quiet_opt, _resume_opt, _s
 from fedem.hub import default_hub_url
 
 
+def _hub_and_repo(command):
+    """``--hub`` (default ``$FEDEM_HUB`` or ``file://./hub``) and ``--repo`` (default ``seshu``)."""
+    command = click.option(
+        "--repo", default="seshu", show_default=True, help="The checkpoint repo on the hub."
+    )(command)
+    return click.option(
+        "--hub",
+        "hub_url",
+        default=default_hub_url,
+        show_default="$FEDEM_HUB or file://./hub",
+        help="The checkpoint hub: file://PATH or hf://ORG.",
+    )(command)
+
+
 @click.command("publish")
 @click.argument("model_dir", type=click.Path())
-@click.option(
-    "--hub",
-    "hub_url",
-    default=default_hub_url,
-    show_default="$FEDEM_HUB or file://./hub",
-    help="The checkpoint hub: file://PATH or hf://ORG.",
-)
-@click.option("--repo", default="seshu", show_default=True, help="The checkpoint repo on the hub.")
+@_hub_and_repo
 @click.option("--author", default=None, help="Publisher named in the revision (default: the hub's).")
 def publish(model_dir: str, hub_url: str, repo: str, author: str | None) -> None:
     """Publish a pretrain output (MODEL_DIR: a run folder or its model/) as the root checkpoint."""
@@ -61,14 +68,7 @@ def cpt(config_path, hub_url, output, dry_run, resume, sets, no_progress):
 
 
 @click.command("pull-checkpoint")
-@click.option(
-    "--hub",
-    "hub_url",
-    default=default_hub_url,
-    show_default="$FEDEM_HUB or file://./hub",
-    help="The checkpoint hub: file://PATH or hf://ORG.",
-)
-@click.option("--repo", default="seshu", show_default=True, help="The checkpoint repo on the hub.")
+@_hub_and_repo
 @click.option("--revision", default=None, help="Revision id, unique prefix or tag. Default: the newest.")
 @click.option("--output", type=click.Path(file_okay=False), required=True, help="Folder to create.")
 def pull_checkpoint(hub_url: str, repo: str, revision: str | None, output: str) -> None:

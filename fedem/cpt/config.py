@@ -11,7 +11,7 @@ import math
 
 from fedem.config import Invalid
 from fedem.data.spec import DataSpec, SourceSpec, default_sources
-from fedem.names import MAX_PERSON, free_text_problem, repo_name_problem
+from fedem.publish.checkpoint import check_publisher
 from fedem.train.config import TrainSpec
 
 
@@ -79,7 +79,4 @@ class CptConfig:
     author: str | None = None
 
     def __post_init__(self):
-        if (problem := repo_name_problem(self.repo)) is not None:
-            raise Invalid("repo", f"a hub repo name ({problem})")
-        if self.author is not None and (problem := free_text_problem(self.author, max_len=MAX_PERSON)):
-            raise Invalid("author", f"a short one-line name ({problem})")
+        check_publisher(self.repo, self.author)

@@ -13,7 +13,7 @@ import dataclasses
 from fedem.config import Invalid
 from fedem.gate.policy import GatePolicy
 from fedem.merge.spec import MergeSpec
-from fedem.names import MAX_PERSON, free_text_problem, repo_name_problem
+from fedem.publish.checkpoint import check_publisher
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +59,6 @@ class NightlyConfig:
     author: str | None = None
 
     def __post_init__(self):
-        if (problem := repo_name_problem(self.repo)) is not None:
-            raise Invalid("repo", f"a hub repo name ({problem})")
-        if self.author is not None and (problem := free_text_problem(self.author, max_len=MAX_PERSON)):
-            raise Invalid("author", f"a short one-line name ({problem})")
+        check_publisher(self.repo, self.author)
         if self.merge.weights is not None:
             raise Invalid("merge.weights", "null: the nightly merges however many adapters were accepted")

@@ -94,6 +94,17 @@ def check_checkpoint(folder: str | Path) -> ModelRecord:
     return record
 
 
+def check_publisher(repo: str, author: str | None) -> None:
+    """A job config's checkpoint ``repo`` and ``author`` fields (``Invalid`` naming the field)."""
+    from fedem.config import Invalid
+    from fedem.names import MAX_PERSON, free_text_problem, repo_name_problem
+
+    if (problem := repo_name_problem(repo)) is not None:
+        raise Invalid("repo", f"a hub repo name ({problem})")
+    if author is not None and (problem := free_text_problem(author, max_len=MAX_PERSON)):
+        raise Invalid("author", f"a short one-line name ({problem})")
+
+
 def hub_repo_id(hub: Hub, repo: str) -> str:
     """The repo's full name on its hub (``ORG/seshu`` on ``hf://``, ``seshu`` on ``file://``)."""
     repo_id = getattr(hub, "repo_id", None)
