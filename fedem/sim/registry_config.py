@@ -34,7 +34,7 @@ class RegistrySimConfig:
     max_holds: int = _DEFAULT_POLICY.max_holds
     cooldown_minutes: int = _DEFAULT_POLICY.cooldown_minutes
     publish_fraction: float = 0.6  # holders who push a hub revision before their lock expires
-    hot_adapters: int = 50  # a small popular set, so that claims collide
+    hot_adapters: int = 50  # a small popular set, so that claims collide (capped at ``adapters``)
     hot_fraction: float = 0.2  # share of claims aimed at the popular set
     seed: int = 0
     start: str = "2026-12-01T00:00:00Z"
@@ -49,7 +49,7 @@ class RegistrySimConfig:
         _range("reconcile_every_minutes", self.reconcile_every_minutes, 1, 24 * 60)
         _range("publish_fraction", self.publish_fraction, 0, 1)
         _range("hot_fraction", self.hot_fraction, 0, 1)
-        _range("hot_adapters", self.hot_adapters, 1, self.adapters)
+        _range("hot_adapters", self.hot_adapters, 1, 100_000)  # more than ``adapters``: all are popular
         _range("seed", self.seed, 0, 2**32 - 1)
         self.policy()  # the lock rules get the policy's own checks (Invalid names the field)
         try:

@@ -126,7 +126,7 @@ def jobs(cfg: RegistrySimConfig, world: World) -> Iterator[Job]:
             return
         pr += 1
         if rng.random() < cfg.hot_fraction:
-            name = world.names[rng.randrange(cfg.hot_adapters)]
+            name = world.names[rng.randrange(min(cfg.hot_adapters, len(world.names)))]
         else:
             name = world.names[rng.randrange(len(world.names))]
         login = world.logins[rng.randrange(len(world.logins))]
@@ -166,6 +166,8 @@ def publish(world: World, repo: str, login: str, at: datetime) -> None:
     """A holder pushes a revision of ``repo`` at simulated time ``at`` (its author is the login,
     which the policy maps to that login's hub account)."""
     world.clock.current = at
+    # Each revision has its own content (a hub refuses to publish what its head already holds).
+    atomic_write_json(world.revision / "adapter_config.json", {"simulated": True, "by": login, "at": str(at)})
     world.hub.create_repo(repo, exist_ok=True)
     head = world.hub.head(repo)
     world.hub.publish(
