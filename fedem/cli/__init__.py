@@ -31,9 +31,9 @@ def main() -> None:
 def _register() -> None:
     # Every module of fedem.cli lists its commands in COMMANDS; each command is thin and calls
     # one typed function of the package (which the tests call too).
-    from fedem.cli import checkpoint, evaluate, merge, nightly, registry, relay, train
+    from fedem.cli import checkpoint, evaluate, merge, nightly, registry, relay, simulate, train
 
-    for module in (train, relay, registry, evaluate, merge, checkpoint, nightly):
+    for module in (train, relay, registry, evaluate, merge, checkpoint, nightly, simulate):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -16,6 +16,7 @@ import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,15 @@ class Oversized:
     size: int
 
 
-def snapshot_from_files(files: Mapping[str, bytes | Oversized | None], commit: str | None = None) -> Snapshot:
+def snapshot_from_files(
+    files: Mapping[str, bytes | Oversized | None],
+    commit: str | None = None,
+    *,
+    parse: Callable[[bytes, str], Adapter] = parse_adapter,
+) -> Snapshot:
     """Parse repo paths -> bytes (None: not a regular file; Oversized: left unread). A bad
-    policy file is fatal; a bad adapter file is reported and the others are still read."""
+    policy file is fatal; a bad adapter file is reported and the others are still read.
+    ``parse(data, path)`` reads one adapter file (a :class:`ParseCache` may stand in)."""
     policy_bytes = files.get(POLICY_PATH)
     if policy_bytes is None:
         raise RegistryError(f"{POLICY_PATH}: file not found (is this the registry branch?)")
@@ -80,7 +87,7 @@ def snapshot_from_files(files: Mapping[str, bytes | Oversized | None], commit: s
                 raise RegistryError(f"{path}: not a regular file")
             if isinstance(data, Oversized):
                 raise RegistryError(f"{path}: {data.size:,} bytes exceeds the cap of {MAX_FILE_BYTES:,}")
-            adapter = parse_adapter(data, path)
+            adapter = parse(data, path)
         except RegistryError as err:
             errors.append(str(err))
             continue
@@ -103,19 +110,67 @@ def snapshot_from_dir(root: str | os.PathLike) -> Snapshot:
     return snapshot_from_files(files)
 
 
-def snapshot_from_commit(git: Git, commit: str) -> Snapshot:
-    """Read the registry straight from a commit: no checkout, one ``cat-file`` process."""
+class ParseCache:
+    """Adapter files already parsed, by (path, blob id); opt-in, for long-lived processes.
+
+    A blob id names its bytes, so an entry never goes stale: a snapshot through the cache is
+    the snapshot without it. Parsing dominates a snapshot (about 2.5 s for 10,000 files on
+    2 CPU cores), and most files are unchanged between commits. A workflow job is a fresh
+    process and gains only on its retries; a simulator running thousands of jobs in one
+    process gains on each. Bounded (least recently used out first) and thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 1 << 16):
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[str, str], tuple[bytes, Adapter]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, sha: str) -> tuple[bytes, Adapter] | None:
+        with self._lock:
+            item = self._items.get((path, sha))
+            if item is not None:
+                self._items.move_to_end((path, sha))
+            return item
+
+    def parse(self, sha: str, data: bytes, path: str) -> Adapter:
+        """``parse_adapter(data, path)``, remembered under ``sha`` (errors are not kept)."""
+        adapter = parse_adapter(data, path)
+        with self._lock:
+            self._items[(path, sha)] = (data, adapter)
+            self._items.move_to_end((path, sha))
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return adapter
+
+
+def snapshot_from_commit(git: Git, commit: str, cache: ParseCache | None = None) -> Snapshot:
+    """Read the registry straight from a commit: no checkout, one ``cat-file`` process (for the
+    blobs ``cache`` does not hold already)."""
     entries = git.ls_tree(commit, "registry")
     files: dict[str, bytes | Oversized | None] = {path: None for _, _, _, path, _ in entries}
+    shas: dict[str, str] = {}
+    hits: dict[str, Adapter] = {}
     regular = []
     for mode, kind, sha, path, size in entries:
         if kind == "blob" and mode in ("100644", "100755"):
             if size is not None and size > MAX_FILE_BYTES:
                 files[path] = Oversized(size)  # never read: a huge blob must not cost memory or time
+                continue
+            item = cache.get(path, sha) if cache is not None else None
+            if item is not None:
+                files[path], hits[path] = item
             else:
                 regular.append((sha, path))
+                shas[path] = sha
     files.update(zip([p for _, p in regular], git.read_blobs(sha for sha, _ in regular), strict=True))
-    return snapshot_from_files(files, commit)
+    if cache is None:
+        return snapshot_from_files(files, commit)
+
+    def parse(data: bytes, path: str) -> Adapter:
+        hit = hits.get(path)
+        return hit if hit is not None else cache.parse(shas[path], data, path)
+
+    return snapshot_from_files(files, commit, parse=parse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +227,7 @@ class GitStore:
         retries: int = 10,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        cache: ParseCache | None = None,
     ):
         self.git = ensure_repo(repo)
         self.remote = remote
@@ -181,6 +237,7 @@ class GitStore:
         self.retries = retries
         self.rng = rng or random.Random()
         self.sleep = sleep
+        self.cache = cache
         self.tracking_ref = f"refs/fedem/remote/{branch}"
 
     def fetch(self) -> str:
@@ -193,7 +250,7 @@ class GitStore:
         return head
 
     def snapshot(self, commit: str | None = None) -> Snapshot:
-        return snapshot_from_commit(self.git, commit or self.fetch())
+        return snapshot_from_commit(self.git, commit or self.fetch(), self.cache)
 
     def transact(self, decide: Callable[[Snapshot], Decision]) -> Outcome:
         """Fetch, decide on fresh state, commit once, push; on a lost race start over.

@@ -243,3 +243,27 @@ def test_a_push_of_a_commit_the_remote_already_has_is_not_reported_as_ours(make_
     store = GitStore(tmp_path / "b", str(remote))
     store.snapshot()  # fetches the objects
     assert store.git.push(str(remote), head, "registry") is False
+
+
+def test_parse_cache_gives_the_same_snapshot_and_reads_changed_files_only(make_remote, tmp_path):
+    from fedem.registry.store import ParseCache, snapshot_from_commit
+
+    remote = make_remote([make_adapter(holder="alice")], files={"registry/adapters/bad.yaml": "name: ["})
+    cache = ParseCache(max_entries=2)
+    plain = GitStore(tmp_path / "plain.git", str(remote))
+    cached = GitStore(tmp_path / "cached.git", str(remote), cache=cache)
+    first = cached.snapshot()
+    again = cached.snapshot()
+    want = plain.snapshot()
+    for snap in (first, again):
+        assert (snap.adapters, snap.raw, snap.errors, snap.policy) == (
+            want.adapters, want.raw, want.errors, want.policy,
+        )  # fmt: skip
+    assert len(cache._items) == 2, "bounded: the oldest entry went out; bad files are never kept"
+    # After a change, only the changed blob is new; the rest comes from the cache as the same objects.
+    clock = ManualClock(T0 + timedelta(hours=5))
+    reconcile_remote(tmp_path / "r.git", str(remote), clock=clock, cache=cache)
+    head = cached.fetch()
+    after = snapshot_from_commit(cached.git, head, cache)
+    assert after.adapters == snapshot_from_commit(plain.git, plain.fetch()).adapters
+    assert after.adapters["seshu-hi"].lock.state == "free"
