@@ -113,11 +113,14 @@ def run_gate(
     output: str | Path | None = None,
     log: Callable[[str], None] = print,
     tokens_per_batch: int = 16384,
+    reference: Mapping[str, DocScores] | None = None,
 ) -> dict:
     """Decide every submission; return the blind report (and write it to ``output``).
 
     ``heldout`` defaults to the private file named by ``$policy.heldout_env``; ``day`` is the
     gate's date (injected: the seed depends on it, tests must not depend on the clock).
+    ``reference``: the base's scores on this night's sample (:func:`score_night`), when the
+    caller already has them (the nightly scores the merged model against the same ones).
     """
     salt = read_salt(policy)
     heldout = heldout if heldout is not None else heldout_from_env(policy.heldout_env)
@@ -130,7 +133,11 @@ def run_gate(
         f"gate {day.isoformat()}: {len(submissions)} candidates, {sum(isinstance(c, Candidate) for c in items)} to score"
     )
 
-    ref = score_night(base.model, night, policy, tokens_per_batch=tokens_per_batch)
+    if reference is not None and {k: len(v.bits) for k, v in reference.items()} != {
+        k: len(d) for k, d in night.docs.items()
+    }:
+        raise FedemError("gate: the reference scores are not of this night's sample")
+    ref = reference or score_night(base.model, night, policy, tokens_per_batch=tokens_per_batch)
     probe = _probe(next(base.model.parameters()).device)
     decisions: list[Decision] = []
     for c in items:

@@ -196,7 +196,10 @@ def run_nightly(
             )
 
         with stages("gate"):
-            report = run_gate(ckpt.folder, subs, cfg.gate, day=day, output=work / "gate-report.json", log=log)
+            night, ref = _reference(ckpt.folder, cfg.gate, day)
+            report = run_gate(
+                ckpt.folder, subs, cfg.gate, day=day, output=work / "gate-report.json", log=log, reference=ref
+            )
         accepted, rejected = [], []
         for c, sub, d in zip(gated, subs, report["candidates"], strict=True):
             if d["decision"] == "accept":
@@ -226,7 +229,7 @@ def run_nightly(
             )
         pause_for_test("nightly-merged")
         with stages("score"):
-            langs, credit = _score(ckpt.folder, merged_dir, [s.folder for _, s in accepted], cfg, day)
+            langs, credit = _score(ckpt.folder, merged_dir, [s.folder for _, s in accepted], cfg, night, ref)
         regressed = [k for k, c in langs.items() if c.hi > cfg.gate.delta]
         table = _languages_table(langs)
         log(table)
@@ -317,19 +320,25 @@ def _pull_candidates(
     return subs, waiting
 
 
-def _score(base_dir: Path, merged_dir: Path, adapters: Sequence[Path], cfg: NightlyConfig, day):
+def _reference(base_dir: Path, policy: GatePolicy, day):
+    """The night's sample and the checkpoint's scores on it: scored once, for the gate and the merge."""
+    from fedem.evaluate.heldout import heldout_from_env
+    from fedem.model import load_model
+
+    night = draw_night(policy, day, heldout_from_env(policy.heldout_env), read_salt(policy))
+    return night, score_night(load_model(base_dir), night, policy)
+
+
+def _score(base_dir: Path, merged_dir: Path, adapters: Sequence[Path], cfg: NightlyConfig, night, ref):
     """The merged model vs the checkpoint per language, and each adapter's leave-one-out credit.
 
     Credit of adapter k: bpb(all merged) - bpb(all but k), on the same sample (negative: k helps).
     With one adapter, "all but k" is the checkpoint itself.
     """
-    from fedem.evaluate.heldout import heldout_from_env
     from fedem.merge import merge_into_model
     from fedem.model import load_model
 
     policy: GatePolicy = cfg.gate
-    night = draw_night(policy, day, heldout_from_env(policy.heldout_env), read_salt(policy))
-    ref = score_night(load_model(base_dir), night, policy)
     full = score_night(load_model(merged_dir), night, policy)
     langs = compare_night(ref, full, night, policy)
     if len(adapters) == 1:
