@@ -2,13 +2,15 @@
 
 The hub is the source of truth. Every merge checkpoint's ``fedem.json`` lists, under
 ``nightly.merged``, each adapter revision it folded in and the registry hops that revision
-carried. :func:`read_history` walks the checkpoint chain and collects them; :func:`plan_night`
-then compares that with the registry:
+carried. :func:`fedem.publish.history.read_history` walks the checkpoint chain and collects them;
+:func:`plan_night` then compares that with the registry:
 
 - a hop whose revision a published checkpoint lists but whose ``merged_into`` is unset is a
   *repair* (a nightly died after publishing and before marking): it is marked, never merged again;
 - an adapter with unmerged hops is a *candidate*: its newest unmerged hop's revision, which
   carries the earlier ones (a relay chain is linear: each hop continues its parent);
+- a candidate whose newest hop was rejected on this very checkpoint (``rejected_on``) waits
+  for its next hop: it is not gated twice on the same base;
 - nothing else is touched.
 
 Pure functions over plain records, so the plan is tested without a hub, a git remote or a model.

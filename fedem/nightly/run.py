@@ -46,6 +46,7 @@ from fedem.nightly.plan import NightPlan, PlannedAdapter, format_plan, marks, pl
 from fedem.nightly.record import build_checkpoint
 from fedem.publish import Published, latest_checkpoint, publish_checkpoint, pull_checkpoint
 from fedem.publish.history import read_history
+from fedem.registry.model import dump_adapter
 from fedem.registry.store import Decision, GitStore
 from fedem.relay import pull_adapter
 from fedem.table import format_table
@@ -112,17 +113,11 @@ def _mark(store: GitStore, merged, rejected, message: str) -> int:
 
     def decide(snap) -> Decision:
         changed = marks(snap.adapters, merged, rejected)
-        files = {a.path: _dump(a) for a in changed.values()}
+        files = {a.path: dump_adapter(a).encode() for a in changed.values()}
         return Decision(files, message, len(changed))
 
     outcome = store.transact(decide)
     return outcome.decision.result if outcome.commit else 0
-
-
-def _dump(adapter) -> bytes:
-    from fedem.registry.model import dump_adapter
-
-    return dump_adapter(adapter).encode()
 
 
 def run_nightly(
