@@ -34,7 +34,7 @@ from pathlib import Path
 
 from fedem import config as cfgio
 from fedem.clock import SYSTEM_CLOCK, Clock, now_utc
-from fedem.errors import ConfigError, FedemError
+from fedem.errors import AdapterRejected, ConfigError, FedemError
 from fedem.gate.decide import REASONS
 from fedem.gate.policy import GatePolicy, read_salt
 from fedem.gate.run import compare_night, draw_night, run_gate, score_night
@@ -99,13 +99,17 @@ class _Stages:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
 
 
-def _store(cfg: NightlyConfig, remote: str | None, cache: str | None, clock: Clock) -> GitStore:
+def _remote(cfg: NightlyConfig, remote: str | None) -> str:
     remote = remote or cfg.registry.remote or os.environ.get("FEDEM_REGISTRY_REMOTE")
     if not remote:
         raise ConfigError(
             "registry.remote: not set; give --remote, set it in the config or $FEDEM_REGISTRY_REMOTE"
         )
-    return GitStore(cache or cfg.registry.cache, remote, cfg.registry.branch, clock=clock)
+    return remote
+
+
+def _store(cfg: NightlyConfig, remote: str | None, cache: str | None, clock: Clock) -> GitStore:
+    return GitStore(cache or cfg.registry.cache, _remote(cfg, remote), cfg.registry.branch, clock=clock)
 
 
 def _mark(store: GitStore, merged, rejected, message: str) -> int:
@@ -134,15 +138,16 @@ def run_nightly(
     """Run one night as configured; see the module docstring for the steps."""
     clock = clock or SYSTEM_CLOCK
     hub = hub if isinstance(hub, Hub) else open_hub(hub or cfg.hub or default_hub_url())
-    store = _store(cfg, remote, registry_cache, clock)
     stages = _Stages(log)
     day = now_utc(clock).date()
+    _remote(cfg, remote)  # refuse a missing remote before anything is read
     if not dry_run:
         read_salt(cfg.gate)  # refuse now, before anything is read or written
 
     with stages("read"):
         head = latest_checkpoint(hub, cfg.repo)
         history = read_history(hub, cfg.repo, head)
+        store = _store(cfg, remote, registry_cache, clock)  # creates the local cache: after the hub checks
         snap = store.snapshot()
         plan = plan_night(snap.adapters, history)
     log(f"nightly {day.isoformat()}: checkpoint {cfg.repo}@{head.id[:12]} on {hub.url}")
@@ -173,15 +178,26 @@ def run_nightly(
             work.mkdir()
         with stages("pull"):
             ckpt = pull_checkpoint(hub, cfg.repo, head.id, cache_dir=cache_dir)
-            subs, waiting = _pull_candidates(hub, plan.candidates, ckpt.record.weights_sha256, work, cfg)
-        gated = [c for c in plan.candidates if c.name not in waiting]
+            subs, waiting, invalid = _pull_candidates(
+                hub, plan.candidates, ckpt.record.weights_sha256, work, cfg
+            )
+        gated = [c for c in plan.candidates if c.name not in waiting and c.name not in invalid]
         verdicts = [
             Verdict(c.name, c.revision, "wait", None, waiting[c.name])
             for c in plan.candidates
             if c.name in waiting
         ]
+        verdicts += [
+            Verdict(c.name, c.revision, "reject", "invalid", invalid[c.name])
+            for c in plan.candidates
+            if c.name in invalid
+        ]
+        rejected = [c for c in plan.candidates if c.name in invalid]
         if not subs:
-            reason = "nothing to gate: every candidate waits for its next hop; nothing published"
+            reason = "nothing to gate: every candidate waits or failed validation; nothing published"
+            marked += _record_rejections(
+                store, {c.name: {c.hops[-1]: head.id} for c in rejected}, head, dry_run, stages
+            )
             log(reason)
             return _finish(
                 cfg,
@@ -195,7 +211,7 @@ def run_nightly(
             report = run_gate(
                 ckpt.folder, subs, cfg.gate, day=day, output=work / "gate-report.json", log=log, reference=ref
             )
-        accepted, rejected = [], []
+        accepted = []
         for c, sub, d in zip(gated, subs, report["candidates"], strict=True):
             if d["decision"] == "accept":
                 accepted.append((c, sub))
@@ -294,14 +310,18 @@ def _record_rejections(store, rejected_marks, head, dry_run, stages) -> int:
 
 def _pull_candidates(
     hub: Hub, candidates: Sequence[PlannedAdapter], base_sha: str, work: Path, cfg: NightlyConfig
-) -> tuple[list[Submission], dict[str, str]]:
-    """Pull each candidate's revision; one that fails validation is still gated (the gate
-    rejects it as invalid, blind); one trained on another checkpoint waits for its next hop."""
-    subs, waiting = [], {}
+) -> tuple[list[Submission], dict[str, str], dict[str, str]]:
+    """Pull each candidate's revision. One that fails validation is rejected as ``invalid`` (and
+    not pulled again on this checkpoint); one the hub could not serve, or trained on another
+    checkpoint, waits (for tomorrow, or for its next hop, which follows the new checkpoint)."""
+    subs, waiting, invalid = [], {}, {}
     for c in candidates:
         dest = work / "adapters" / c.name
         try:
             pulled = pull_adapter(hub, c.hub_repo, c.revision, output=dest)
+        except AdapterRejected as err:
+            invalid[c.name] = str(err)
+            continue
         except FedemError as err:
             waiting[c.name] = f"could not be pulled ({err})"
             continue
@@ -312,7 +332,7 @@ def _pull_candidates(
             )
             continue
         subs.append(Submission(pulled.folder, c.languages))
-    return subs, waiting
+    return subs, waiting, invalid
 
 
 def _reference(base_dir: Path, policy: GatePolicy, day):

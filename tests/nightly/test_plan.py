@@ -74,3 +74,23 @@ def test_marks_never_overwrite_a_merge_and_record_rejections():
     out = marks(reg, {"a": {rev(1): C1}}, {"a": {rev(2): C0}})
     assert [(h.merged_into, h.rejected_on) for h in out["a"].hops] == [(C0, None), (None, C0)]
     assert marks(reg, {"ghost": {rev(1): C1}}) == {}, "an adapter gone from the registry is skipped"
+
+
+def test_a_candidate_that_fails_validation_is_rejected_and_leaves_nothing(tmp_path):
+    from fedem.hub.filehub import FileHub
+    from fedem.nightly import NightlyConfig
+    from fedem.nightly.plan import PlannedAdapter
+    from fedem.nightly.run import _pull_candidates
+
+    hub = FileHub(tmp_path / "hub")
+    hub.init()
+    hub.create_repo("seshu-te")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "fedem.json").write_text("{}")
+    r = hub.publish("seshu-te", bad, message="m", parent=None, author="x")
+    c = PlannedAdapter("seshu-te", "seshu-te", r.id, (r.id,), ("x",), ("te",), "2026-12-01T00:00:00Z")
+    subs, waiting, invalid = _pull_candidates(hub, [c], "0" * 64, tmp_path / "work", NightlyConfig())
+    assert subs == [] and waiting == {} and list(invalid) == ["seshu-te"]
+    assert "\n" not in invalid["seshu-te"] and invalid["seshu-te"]
+    assert not (tmp_path / "work" / "adapters" / "seshu-te").exists(), "a rejected adapter never lands"
