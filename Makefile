@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv browser demo test bench lint clean
 
 venv: $(STAMP)
 
@@ -20,14 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on the embedded default: pretrain the small Seshu, then one LoRA relay hop.
+# The main job on the embedded default: the whole federation simulated (pipelines/simulate.yaml):
+# claims, relays, dropouts, the nightly gate and merge, CPT, and the centralized reference line.
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/fedem pretrain --config pipelines/pretrain.yaml --output runs/demo/pretrain
-	$(BIN)/fedem finetune --config pipelines/finetune.yaml --base runs/demo/pretrain --output runs/demo/adapter
-	$(BIN)/fedem generate runs/demo/pretrain --adapter runs/demo/adapter --prompt "జనవరి" --max-new-tokens 80
+	$(BIN)/fedem simulate --config pipelines/simulate.yaml --output runs/demo --progress
 
-test: $(STAMP)
+# The report test opens report.html in Debian's headless Chromium (installed here when missing).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -1,6 +1,8 @@
-"""CLI command: ``fedem simulate`` (for now only ``--registry-only``: the registry at scale).
+"""CLI command: ``fedem simulate``: the whole federation on one machine, or (``--registry-only``)
+the claim registry at scale.
 
-The command parses flags and calls :func:`fedem.sim.registry_scale.run_registry_scale`.
+The command parses flags and calls :func:`fedem.sim.run.run_simulation` or
+:func:`fedem.sim.registry_scale.run_registry_scale`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from fedem.errors import ConfigError, RegistryError
 
 
 @click.command("simulate")
+@click.option(
+    "--config", "config_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+    help="The federation's config (pipelines/simulate.yaml); omitted: the embedded default.",
+)  # fmt: skip
 @click.option("--registry-only", is_flag=True, help="Simulate the claim registry alone (real git, file hub).")
 @click.option("--adapters", type=int, default=10_000, show_default=True, help="Adapters in the registry.")
 @click.option("--contributors", type=int, default=1_000, show_default=True, help="Contributors (logins).")
@@ -25,11 +31,11 @@ from fedem.errors import ConfigError, RegistryError
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the workload.")
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
-    help="Any other field of the simulation's config (e.g. publish_fraction=0.5); repeatable.",
+    help="Any field of the simulation's config (e.g. days=3, contributors.dropout=0.3); repeatable.",
 )  # fmt: skip
 @click.option(
-    "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for config.yaml, metrics.json and (under work/) the remote, hub and runners.",
+    "--output", default=None, type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the report, metrics.json, config.yaml and work/ (default: runs/simulate).",
 )  # fmt: skip
 @click.option(
     "--workdir",
@@ -39,6 +45,7 @@ from fedem.errors import ConfigError, RegistryError
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def simulate(
+    config_path: Path | None,
     registry_only: bool,
     adapters: int,
     contributors: int,
@@ -48,16 +55,25 @@ def simulate(
     job_seconds: float,
     seed: int,
     overrides: tuple[str, ...],
-    output: Path,
+    output: Path | None,
     workdir: Path | None,
     progress: bool | None,
 ) -> None:
-    """Simulate the federation on a simulated clock (this build: the registry only)."""
-    if not registry_only:
-        raise ConfigError(
-            "the full federation simulator needs --config and is not in this build; use --registry-only"
-        )
+    """Simulate the federation (or with --registry-only the registry alone) on a simulated clock."""
     from fedem import config
+
+    if not registry_only:
+        from fedem.sim.config import SimConfig
+        from fedem.sim.run import run_simulation, summary
+
+        cfg = config.load(SimConfig, config_path, overrides)
+        result = run_simulation(cfg, output or Path("runs/simulate"), progress=progress)
+        click.echo(summary(result))
+        return
+    if config_path is not None:
+        raise ConfigError("--config is the federation's; --registry-only takes its sizes as flags")
+    if output is None:
+        raise ConfigError("--registry-only needs --output")
     from fedem.sim.registry_config import RegistrySimConfig
     from fedem.sim.registry_scale import run_registry_scale, summary
 

@@ -72,7 +72,8 @@ def _fingerprint(docs: Mapping[str, Sequence[str]]) -> str:
     return h.hexdigest()
 
 
-def _make(docs: dict[str, list[str]], label: str) -> Heldout:
+def heldout_of(docs: dict[str, list[str]], label: str) -> Heldout:
+    """A :class:`Heldout` of the given documents per language, fingerprinted."""
     frozen = {lang: tuple(v) for lang, v in docs.items()}
     return Heldout(frozen, label, _fingerprint(frozen))
 
@@ -82,7 +83,7 @@ def embedded_heldout(
 ) -> Heldout:
     """The embedded corpus' held-out split: documents whose text hash falls under ``fraction``."""
     docs = {lang: split_heldout(load_documents(SourceSpec(embedded=lang)), fraction)[1] for lang in languages}
-    return _make(docs, f"embedded corpus, held-out split {fraction:g}")
+    return heldout_of(docs, f"embedded corpus, held-out split {fraction:g}")
 
 
 def read_heldout(path: str | os.PathLike, *, label: str | None = None) -> Heldout:
@@ -114,7 +115,7 @@ def read_heldout(path: str | os.PathLike, *, label: str | None = None) -> Heldou
         docs.setdefault(row["lang"], []).append(row["text"])
     if not docs:
         raise DataError(f"{label}: the held-out file holds no documents")
-    return _make(docs, label)
+    return heldout_of(docs, label)
 
 
 def heldout_from_env(var: str) -> Heldout:

@@ -212,7 +212,7 @@ def _write(
             # The folder's name only: a local path would publish the merger's disk layout.
             init=base_name,
             init_sha256=base_sha,
-            config=_heldout(base_meta, adapters_in),
+            config=_merged_config(base_meta, adapters_in),
             data={},
             metrics={},
             parameters=sum(t.numel for f in files for t in f.tensors.values()),
@@ -239,19 +239,25 @@ def _write(
     )
 
 
-def _heldout(base_meta: dict, adapters_in) -> dict:
-    """The merged model's ``config``: its ``data.heldout_fraction``, when the base and every adapter record one.
+def _merged_config(base_meta: dict, adapters_in) -> dict:
+    """The merged model's ``config.data``: the base's training mixture, with the held-out
+    fraction that still holds for the merge.
 
-    Held-out sets nest (fedem.train.jobs): a document is held out by a fraction f when its hash is
-    below f, so the merge never trained on documents below the smallest fraction of the base and
-    every adapter. Recording it keeps a finetune of the merged model from scoring what it saw.
+    The mixture is the base's (the adapters only nudge it): a finetune of the merged model replays
+    it (fedem.data.replay), so dropping it would make every hop after a merge replay the embedded
+    corpus instead of what the chain trained on. Held-out sets nest (fedem.train.jobs): a document
+    is held out by a fraction f when its hash is below f, so the merge never trained on documents
+    below the smallest fraction of the base and every adapter. Recording it keeps a finetune of
+    the merged model from scoring what it saw; when one of them records none, none is claimed.
     """
+    data = get_path(base_meta, "config.data")
+    data = {k: v for k, v in data.items() if k != "heldout_fraction"} if isinstance(data, dict) else {}
     base = get_path(base_meta, "config.data.heldout_fraction")
     fractions = [base if isinstance(base, (int, float)) and not isinstance(base, bool) else None]
     fractions += [a.heldout_fraction for a in adapters_in]
-    if any(f is None for f in fractions):
-        return {}
-    return {"data": {"heldout_fraction": min(float(f) for f in fractions)}}
+    if all(f is not None for f in fractions):
+        data["heldout_fraction"] = min(float(f) for f in fractions)
+    return {"data": data} if data else {}
 
 
 def _base_info(base_dir: Path) -> BaseInfo:

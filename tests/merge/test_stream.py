@@ -30,7 +30,7 @@ def test_output_is_a_standard_model_folder_with_provenance(base, adapters, tmp_p
             {
                 "kind": "seshu-model",
                 "weights_sha256": base.sha256,
-                "config": {"data": {"heldout_fraction": 0.1}},
+                "config": {"data": {"heldout_fraction": 0.1, "sources": [{"path": "corpus/hi.txt", "name": "hi"}]}},
             }
         )
     )
@@ -55,6 +55,8 @@ def test_output_is_a_standard_model_folder_with_provenance(base, adapters, tmp_p
     assert meta["base"]["path"] == meta["init"] == "base"  # the folder name, never the merger's absolute path
     assert meta["weights_sha256"] == res.weights_sha256 == weights_sha256(out)  # what adapters will record
     assert meta["config"]["data"]["heldout_fraction"] == 0.05  # the smallest of the base's and the adapters'
+    # The base's mixture is carried: a hop on the merged model replays what the chain trained on.
+    assert meta["config"]["data"]["sources"] == [{"path": "corpus/hi.txt", "name": "hi"}]
     assert (res.merged, res.copied) == (2, len(read_tensors(base.dir)) - 2)
     size = (base.dir / "model.safetensors").stat().st_size
     assert res.bytes_written == size and size <= res.bytes_read < size + 4 * sum(
