@@ -34,8 +34,12 @@ from fedem.provenance import get_path
 PREFIX = "replay:"
 
 
-def base_mixture(model_dir: str | Path) -> DataSpec:
-    """The data spec the base in ``model_dir`` was trained on, or the embedded default."""
+def base_mixture(model_dir: str | Path, found_in: str | Path | None = None) -> DataSpec:
+    """The data spec the base in ``model_dir`` was trained on, or the embedded default.
+
+    ``found_in``: the folder holding the base's local source files, which a published record
+    names by file name only (``data.replay_from``); absolute recorded paths are kept as they are.
+    """
     prov = Path(model_dir) / PROVENANCE
     if not prov.is_file():
         return DataSpec()
@@ -44,9 +48,16 @@ def base_mixture(model_dir: str | Path) -> DataSpec:
     if data is None:
         return DataSpec()
     try:
-        return from_dict(DataSpec, data, "config.data")
+        spec = from_dict(DataSpec, data, "config.data")
     except ConfigError as err:
         raise ConfigError(f"{prov}: {err}; set data.replay=0 to finetune without replay") from None
+    if found_in is None:
+        return spec
+    moved = tuple(
+        dataclasses.replace(s, path=str(Path(found_in) / s.path)) if s.path and not Path(s.path).is_absolute() else s
+        for s in spec.sources
+    )
+    return dataclasses.replace(spec, sources=moved)
 
 
 def with_replay(packed: PackedData, mixture: DataSpec) -> PackedData:

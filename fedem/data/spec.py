@@ -81,7 +81,9 @@ class DataSpec:
 
     Replay (finetuning only; pretraining ignores it): ``replay`` is the share of training draws
     taken from the base's own mixture, so a hop on one language keeps the others (see
-    :mod:`fedem.data.replay`). 0 turns it off.
+    :mod:`fedem.data.replay`). 0 turns it off. A published checkpoint records a local source
+    file by its name only (never the publisher's path): ``replay_from`` names the folder where
+    this machine keeps those files (null: relative to the working directory).
     """
 
     sources: tuple[SourceSpec, ...] = dataclasses.field(default_factory=default_sources)
@@ -90,6 +92,7 @@ class DataSpec:
     heldout_fraction: float = 0.05
     heldout_max_blocks: int = 64
     replay: float = 0.5
+    replay_from: str | None = None
 
     def __post_init__(self):
         if not self.sources:

@@ -60,6 +60,8 @@ class ContributorSpec:
     hops_per_day: int = 1
     steps: int = 30
     hop_minutes: int = 60  # simulated length of one hop (pull, train, push)
+    # Sessions that drop out whatever the draw, as LOGIN@DAY (day from 1), e.g. c02@1.
+    drop_sessions: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not 1 <= self.count <= 64:
@@ -72,6 +74,10 @@ class ContributorSpec:
             raise Invalid("steps", "at least 1")
         if not 1 <= self.hop_minutes <= 600:
             raise Invalid("hop_minutes", "between 1 and 600")
+        for item in self.drop_sessions:
+            login, sep, day = item.partition("@")
+            if not sep or not login or not day.isdigit() or int(day) < 1:
+                raise Invalid("drop_sessions", f"entries LOGIN@DAY such as c02@1 (got {item!r})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -199,7 +199,8 @@ class Federation:
         self.rec.tokens_trained += tokens
         self.rec.tokens_by_round[day + 1] = self.rec.tokens_by_round.get(day + 1, 0) + tokens
         self.tick(f"day {day + 1}: {who.login} trained {name}")
-        if dropped(cfg.seed, who.login, day, k, cfg.contributors.dropout):
+        forced = f"{who.login}@{day + 1}" in cfg.contributors.drop_sessions and k == 0
+        if forced or dropped(cfg.seed, who.login, day, k, cfg.contributors.dropout):
             self.rec.event(at, "dropout", name, who.login, "stopped before pushing; the lock will expire")
             shutil.rmtree(out, ignore_errors=True)
             self.reconcile_at(until)
@@ -326,6 +327,8 @@ def hop_config(cfg: SimConfig, world: World, who: Contributor, name: str, out: P
         data=DataSpec(
             sources=who.sources(), block_size=h.block_size, heldout_fraction=cfg.heldout_fraction,
             heldout_max_blocks=8, replay=h.replay,
+            # A CPT checkpoint names the maintainers' files by name; contributors keep a copy.
+            replay_from=str(world.corpus[cfg.languages[0]].parent),
         ),  # fmt: skip
         train=TrainSpec(
             steps=cfg.contributors.steps, batch_size=h.batch_size, lr=h.lr, warmup_steps=h.warmup_steps,

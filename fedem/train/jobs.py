@@ -235,7 +235,7 @@ def finetune(
     lora.check_targets(cfg.lora.targets, arch)
     data = build_dataset(cfg.data)
     if cfg.data.replay > 0:  # keep the base's other languages: replay its own mixture beside ours
-        data = with_replay(data, base_mixture(base_dir))
+        data = with_replay(data, base_mixture(base_dir, cfg.data.replay_from))
         log(f"replaying {cfg.data.replay:.0%} of draws from the base's mixture (data.replay)")
     _create_output(out, cfg)
     if cfg.adapter:
