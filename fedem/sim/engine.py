@@ -195,6 +195,7 @@ class Federation:
             return
         finally:
             self.rec.add_seconds("train", time.perf_counter() - t0)
+        self.rec.add_seconds("train_steps", hop.result.seconds)  # the optimisation loop alone
         tokens = cfg.contributors.steps * self.world.tokens_per_step
         self.rec.tokens_trained += tokens
         self.rec.tokens_by_round[day + 1] = self.rec.tokens_by_round.get(day + 1, 0) + tokens
@@ -295,6 +296,7 @@ class Federation:
             clock=self.world.clock, cache_dir=self.cache,
         )  # fmt: skip
         if outcome.result is not None:
+            self.rec.add_seconds("train_steps", outcome.result.seconds)
             tokens = outcome.plan.steps * self.cfg.hop.batch_size * self.cfg.hop.block_size
             self.rec.tokens_trained += tokens
             self.rec.tokens_by_round[night] = self.rec.tokens_by_round.get(night, 0) + tokens

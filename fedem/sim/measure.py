@@ -51,7 +51,7 @@ def cpt_config(cfg: SimConfig, world: World, night: int):
             steps=cfg.cpt.steps, batch_size=cfg.hop.batch_size, lr=cfg.cpt.lr, warmup_steps=2,
             log_every=10_000, save_every=10_000, seed=cfg.seed + night,
         ),  # fmt: skip
-        eval=CptEval(sources=sources, max_blocks=16, batch_size=16, delta=cfg.gate.delta),
+        eval=CptEval(sources=sources, max_blocks=64, batch_size=16, delta=cfg.gate.delta),
         output=str(world.folder / "cpt" / f"night-{night:02d}"),
         author=PUBLISHER,
     )
