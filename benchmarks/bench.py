@@ -3,7 +3,8 @@
 Sections: training throughput and peak memory (each model in its own process), adapter hub
 push+pull round trips, registry reconciliation at 10,000 adapters, the gate's K=8 run, and
 merging 4 adapters into a 130m-shaped base against PEFT, mergekit and the I/O floor (each in
-its own process), and a K=4 nightly split by stage against the merge alone.
+its own process), a K=4 nightly split by stage against the merge alone, and one simulated
+day of the federation against its training steps alone.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ def main() -> None:
     from benchmarks import nightly_bench
 
     nightly_bench.report(nightly_bench.measure())
+
+    from benchmarks import sim_bench
+
+    sim_bench.report(sim_bench.measure())
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ class SimConfig:
     mode: Mode = "relay"
     seed: int = 0
     start: str = "2026-12-01T00:00:00Z"
-    days: int = 2
+    days: int = 3
     languages: tuple[str, ...] = ("en", "hi", "te")
     base: BaseSpec = dataclasses.field(default_factory=BaseSpec)
     contributors: ContributorSpec = dataclasses.field(default_factory=ContributorSpec)
@@ -146,8 +146,8 @@ class SimConfig:
             languages=("en", "hi", "te"), docs_per_language=24, resamples=1000, max_length=512, delta=0.02
         )
     )
-    merge: MergeSpec = dataclasses.field(default_factory=MergeSpec)
-    cpt: CptSpec = dataclasses.field(default_factory=CptSpec)
+    merge: MergeSpec = dataclasses.field(default_factory=lambda: MergeSpec(method="ties"))
+    cpt: CptSpec = dataclasses.field(default_factory=lambda: CptSpec(every_days=1))
     ttl_minutes: int = 180
     reconcile_minutes: int = 5
     heldout_fraction: float = 0.2

@@ -186,7 +186,7 @@ class Federation:
         t0 = time.perf_counter()
         try:
             hop = relay_finetune(
-                hop_config(cfg, self.world, who, name, out, seed=self.hops), self.world.hub, name, new=new,
+                hop_config(cfg, self.world, who, name, out, seed=cfg.seed * 10_000 + self.hops), self.world.hub, name, new=new,
                 cache_dir=self.cache, progress=False, log=self.log, clock=self.world.clock,
             )  # fmt: skip
         except FedemError as err:

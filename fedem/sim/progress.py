@@ -32,7 +32,8 @@ class Progress:
         elif self.enabled is False:
             print(f"[{min(self.done, self.total)}/{self.total}] {what}", file=self.stream, flush=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self.bar is not None:
-            self.bar.update(self.total - self.bar.n)
+            if exc_type is None:  # a failed run does not pretend it finished
+                self.bar.update(self.total - self.bar.n)
             self.bar.close()

@@ -81,7 +81,7 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
     from fedem.sim.report import write_report
 
     _quiet_libraries()
-    output = Path(output)
+    output = Path(output).absolute()  # git remotes and hub paths must not depend on the cwd
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"{output}: output folder exists and is not empty; choose a new one")
     runs = policies(cfg)
