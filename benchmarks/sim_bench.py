@@ -22,7 +22,9 @@ def measure() -> dict[str, float]:
     from fedem.sim.world import build_world, split_data
 
     _quiet_libraries()
-    cfg = config.load(SimConfig, Path("pipelines/simulate.yaml"), {"days": 1, "compare": [], "centralized": False})
+    cfg = config.load(
+        SimConfig, Path("pipelines/simulate.yaml"), {"days": 1, "compare": [], "centralized": False}
+    )
     with tempfile.TemporaryDirectory(prefix="fedem-sim-bench-") as tmp:
         split = split_data(cfg)
         base = pretrain_base(cfg, split, Path(tmp) / "base")

@@ -54,7 +54,9 @@ def base_mixture(model_dir: str | Path, found_in: str | Path | None = None) -> D
     if found_in is None:
         return spec
     moved = tuple(
-        dataclasses.replace(s, path=str(Path(found_in) / s.path)) if s.path and not Path(s.path).is_absolute() else s
+        dataclasses.replace(s, path=str(Path(found_in) / s.path))
+        if s.path and not Path(s.path).is_absolute()
+        else s
         for s in spec.sources
     )
     return dataclasses.replace(spec, sources=moved)

@@ -70,8 +70,11 @@ def build_checkpoint(
                 "merged": [e.to_dict() for e in entries],
                 # Machine-readable credit (the card shows the same): leave-one-out Δ bits/byte.
                 "credit": [
-                    {"adapter": c.name, "delta_bpb": {k: cmp.delta for k, cmp in credit[i].items()},
-                     "contributors": list(c.contributors)}
+                    {
+                        "adapter": c.name,
+                        "delta_bpb": {k: cmp.delta for k, cmp in credit[i].items()},
+                        "contributors": list(c.contributors),
+                    }
                     for i, (c, _) in enumerate(accepted)
                 ],  # fmt: skip
                 "gate": to_dict(cfg.gate),

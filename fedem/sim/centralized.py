@@ -37,7 +37,11 @@ def run_centralized(
 
     sources = tuple(
         SourceSpec(
-            path=str(atomic_write_text(folder / "data" / f"{lang}.txt", _docs(split.heldout[lang] + split.pool[lang]))),
+            path=str(
+                atomic_write_text(
+                    folder / "data" / f"{lang}.txt", _docs(split.heldout[lang] + split.pool[lang])
+                )
+            ),
             name=lang,
         )
         for lang in cfg.languages

@@ -62,7 +62,13 @@ class Record:
 
     def event(self, at: datetime, kind: str, adapter=None, contributor=None, detail: str = "") -> None:
         self.events.append(
-            {"time": format_time(at), "kind": kind, "adapter": adapter, "contributor": contributor, "detail": detail}
+            {
+                "time": format_time(at),
+                "kind": kind,
+                "adapter": adapter,
+                "contributor": contributor,
+                "detail": detail,
+            }
         )
 
     def add_seconds(self, stage: str, seconds: float) -> None:
@@ -116,8 +122,12 @@ class Federation:
         self.log_lines.append(line)
 
     def run(self, root: str) -> Record:
-        self.rec.nights.append({"round": 0, "time": format_time(self.start), "checkpoint": root, "relation": "root"})
-        self.rec.checkpoints.append({"revision": root, "parent": None, "relation": "root", "round": 0, "merged": []})
+        self.rec.nights.append(
+            {"round": 0, "time": format_time(self.start), "checkpoint": root, "relation": "root"}
+        )
+        self.rec.checkpoints.append(
+            {"revision": root, "parent": None, "relation": "root", "round": 0, "merged": []}
+        )
         for day in range(self.cfg.days):
             midnight = self.start + timedelta(days=day)
             for who in self.world.contributors:
@@ -174,7 +184,9 @@ class Federation:
         if at + RETRY <= last:
             self.push(at + RETRY, "session", who, day, k, last)
         else:
-            self.rec.event(at, "claim", None, who.login, "gave up: every adapter it may train was held all day")
+            self.rec.event(
+                at, "claim", None, who.login, "gave up: every adapter it may train was held all day"
+            )
 
     def _hop(self, at: datetime, who: Contributor, name: str, day: int, k: int, until: datetime) -> None:
         from fedem.relay import relay_finetune
@@ -206,7 +218,9 @@ class Federation:
             shutil.rmtree(out, ignore_errors=True)
             self.reconcile_at(until)
             return
-        self.push(at + timedelta(minutes=cfg.contributors.hop_minutes), "push_hop", who, name, hop, tokens, day)
+        self.push(
+            at + timedelta(minutes=cfg.contributors.hop_minutes), "push_hop", who, name, hop, tokens, day
+        )
 
     def _exists(self, name: str) -> bool:
         return name in self.world.hub.list_repos()
@@ -247,7 +261,9 @@ class Federation:
         for e in events:
             for lock in reversed(self.rec.locks):
                 if lock["adapter"] == e.adapter and lock["holder"] == e.holder and lock["end"] == "held":
-                    lock.update(ended=e.at, end="pushed" if e.kind == "hop" else "expired", revision=e.revision)
+                    lock.update(
+                        ended=e.at, end="pushed" if e.kind == "hop" else "expired", revision=e.revision
+                    )
                     if e.kind == "expired":
                         self.rec.event(parse_time(e.at), "expire", e.adapter, e.holder, "lock expired")
                     break
@@ -266,7 +282,9 @@ class Federation:
         if outcome.published is not None:
             rev = outcome.published.revision
             self._checkpoint(rev.id, outcome.checkpoint.id, "merge", night, outcome.published.tag)
-            self.rec.event(at, "publish", None, None, f"{outcome.published.tag}: merged {self._merged_names(rev.id)}")
+            self.rec.event(
+                at, "publish", None, None, f"{outcome.published.tag}: merged {self._merged_names(rev.id)}"
+            )
         else:
             self.rec.event(at, "nightly", None, None, outcome.reason)
         self.tick(f"night {night}: {outcome.reason if outcome.published is None else outcome.published.tag}")
@@ -308,10 +326,14 @@ class Federation:
 
     def _round(self, at: datetime, night: int) -> None:
         head = self.world.hub.head("seshu").id
-        relation = next((c["relation"] for c in reversed(self.rec.checkpoints) if c["revision"] == head), "none")
+        relation = next(
+            (c["relation"] for c in reversed(self.rec.checkpoints) if c["revision"] == head), "none"
+        )
         if head == self.rec.nights[-1]["checkpoint"]:
             relation = "none"
-        self.rec.nights.append({"round": night, "time": format_time(at), "checkpoint": head, "relation": relation})
+        self.rec.nights.append(
+            {"round": night, "time": format_time(at), "checkpoint": head, "relation": relation}
+        )
 
 
 def hop_config(cfg: SimConfig, world: World, who: Contributor, name: str, out: Path, *, seed: int):
@@ -327,14 +349,23 @@ def hop_config(cfg: SimConfig, world: World, who: Contributor, name: str, out: P
         name=name,
         contributor=who.login,
         data=DataSpec(
-            sources=who.sources(), block_size=h.block_size, heldout_fraction=cfg.heldout_fraction,
-            heldout_max_blocks=8, replay=h.replay,
+            sources=who.sources(),
+            block_size=h.block_size,
+            heldout_fraction=cfg.heldout_fraction,
+            heldout_max_blocks=8,
+            replay=h.replay,
             # A CPT checkpoint names the maintainers' files by name; contributors keep a copy.
             replay_from=str(world.corpus[cfg.languages[0]].parent),
         ),  # fmt: skip
         train=TrainSpec(
-            steps=cfg.contributors.steps, batch_size=h.batch_size, lr=h.lr, warmup_steps=h.warmup_steps,
-            weight_decay=0.0, log_every=10_000, save_every=10_000, seed=seed,
+            steps=cfg.contributors.steps,
+            batch_size=h.batch_size,
+            lr=h.lr,
+            warmup_steps=h.warmup_steps,
+            weight_decay=0.0,
+            log_every=10_000,
+            save_every=10_000,
+            seed=seed,
         ),  # fmt: skip
         lora=LoraSpec(r=h.rank, alpha=2 * h.rank),
         output=str(out),

@@ -44,12 +44,19 @@ def cpt_config(cfg: SimConfig, world: World, night: int):
     return CptConfig(
         repo=REPO,
         data=DataSpec(
-            sources=sources, block_size=cfg.hop.block_size, heldout_fraction=cfg.heldout_fraction,
+            sources=sources,
+            block_size=cfg.hop.block_size,
+            heldout_fraction=cfg.heldout_fraction,
             heldout_max_blocks=8,
         ),  # fmt: skip
         train=TrainSpec(
-            steps=cfg.cpt.steps, batch_size=cfg.hop.batch_size, lr=cfg.cpt.lr, warmup_steps=2,
-            log_every=10_000, save_every=10_000, seed=cfg.seed + night,
+            steps=cfg.cpt.steps,
+            batch_size=cfg.hop.batch_size,
+            lr=cfg.cpt.lr,
+            warmup_steps=2,
+            log_every=10_000,
+            save_every=10_000,
+            seed=cfg.seed + night,
         ),  # fmt: skip
         eval=CptEval(sources=sources, max_blocks=64, batch_size=16, delta=cfg.gate.delta),
         output=str(world.folder / "cpt" / f"night-{night:02d}"),

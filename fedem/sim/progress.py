@@ -20,7 +20,9 @@ class Progress:
         if self.enabled is True or (self.enabled is None and self.stream.isatty()):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="step", desc="simulate", dynamic_ncols=True, file=self.stream)
+            self.bar = tqdm(
+                total=self.total, unit="step", desc="simulate", dynamic_ncols=True, file=self.stream
+            )
         return self
 
     def step(self, what: str) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import timedelta
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 from fedem import config as cfgio
@@ -55,11 +55,18 @@ def pretrain_base(cfg: SimConfig, split: Split, folder: Path) -> Path:
         model=ModelSpec(preset=cfg.base.preset, seed=cfg.seed),
         data=DataSpec(
             sources=tuple(SourceSpec(path=str(p), name=lang) for lang, p in files.items()),
-            block_size=cfg.hop.block_size, heldout_fraction=cfg.heldout_fraction, heldout_max_blocks=8,
+            block_size=cfg.hop.block_size,
+            heldout_fraction=cfg.heldout_fraction,
+            heldout_max_blocks=8,
         ),  # fmt: skip
         train=TrainSpec(
-            steps=cfg.base.steps, batch_size=cfg.base.batch_size, lr=cfg.base.lr, warmup_steps=5,
-            log_every=10_000, save_every=10_000, seed=cfg.seed,
+            steps=cfg.base.steps,
+            batch_size=cfg.base.batch_size,
+            lr=cfg.base.lr,
+            warmup_steps=5,
+            log_every=10_000,
+            save_every=10_000,
+            seed=cfg.seed,
         ),  # fmt: skip
         output=str(folder / "pretrain"),
     )
@@ -174,7 +181,9 @@ def collect(cfg: SimConfig, world, rec: Record, scorer: Scorer) -> dict:
         "tokens_pushed": rec.tokens_pushed,
         "rounds": rounds,
         "adapters": adapters,
-        "checkpoints": [{**c, "tag": c.get("tag"), "time": c.get("time", rounds[0]["time"])} for c in rec.checkpoints],
+        "checkpoints": [
+            {**c, "tag": c.get("tag"), "time": c.get("time", rounds[0]["time"])} for c in rec.checkpoints
+        ],
         "locks": [{k: v for k, v in lock.items() if k != "until"} for lock in rec.locks],
         "gate": rec.gate,
         "credit": credit(rec),
@@ -214,7 +223,9 @@ def credit(rec: Record) -> list[dict]:
 def _centralized_row(cfg: SimConfig, rounds: list[dict], tokens: int, seconds: float) -> dict:
     start = parse_time(cfg.start)
     for r in rounds:
-        r["time"] = format_time(start + timedelta(days=r["round"] - 1, hours=23, minutes=59) if r["round"] else start)
+        r["time"] = format_time(
+            start + timedelta(days=r["round"] - 1, hours=23, minutes=59) if r["round"] else start
+        )
         r["tag"] = None
         r.pop("steps", None)
     return {

@@ -48,7 +48,9 @@ class Contributor:
     minute: int
 
     def sources(self) -> tuple[SourceSpec, ...]:
-        return tuple(SourceSpec(path=str(p), name=lang) for p, lang in zip(self.shard, self.languages, strict=True))
+        return tuple(
+            SourceSpec(path=str(p), name=lang) for p, lang in zip(self.shard, self.languages, strict=True)
+        )
 
 
 @dataclasses.dataclass
@@ -113,7 +115,9 @@ def build_world(cfg: SimConfig, folder: Path, split: Split) -> World:
     # The maintainers' pretraining files start as the base's and grow (CPT continues at its cursor).
     corpus = write_base_corpus(split, data / "corpus")
     reserve = {lang: list(docs) for lang, docs in split.reserve.items()}
-    heldout_file = write_heldout(data / "private" / "heldout.jsonl", heldout_of(split.heldout, "simulated held-out"))
+    heldout_file = write_heldout(
+        data / "private" / "heldout.jsonl", heldout_of(split.heldout, "simulated held-out")
+    )
 
     people = []
     n = cfg.contributors.count
@@ -160,7 +164,11 @@ def adapters_for(world: World, who: Contributor, mode: str) -> list[str]:
     """The adapters a contributor may claim, in the order it tries them."""
     if mode == "independent":
         return [f"seshu-{who.login}"]
-    return [a for a, langs in world.adapters.items() if set(langs) <= set(who.languages) or set(who.languages) <= set(langs)]
+    return [
+        a
+        for a, langs in world.adapters.items()
+        if set(langs) <= set(who.languages) or set(who.languages) <= set(langs)
+    ]
 
 
 def _init_registry(cfg, folder, remote, adapters, people, clock) -> None:

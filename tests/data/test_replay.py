@@ -46,14 +46,23 @@ def test_a_published_base_names_local_files_by_name_and_replay_from_finds_them(t
     # A CPT checkpoint records its local sources by file name only (never the publisher's path).
     base = tmp_path / "base"
     base.mkdir()
-    spec = {"sources": [{"path": "hi.txt", "name": "hi"}, {"embedded": "te"}, {"path": "/abs/ta.txt", "name": "ta"}]}
+    spec = {
+        "sources": [
+            {"path": "hi.txt", "name": "hi"},
+            {"embedded": "te"},
+            {"path": "/abs/ta.txt", "name": "ta"},
+        ]
+    }
     (base / "fedem.json").write_text(json.dumps({"config": {"data": spec}}))
     files = tmp_path / "maintainer-files"
     files.mkdir()
     (files / "hi.txt").write_text((EMBEDDED / "hi.txt").read_text(encoding="utf-8"), encoding="utf-8")
     found = base_mixture(base, files).sources
     assert found[0] == SourceSpec(path=str(files / "hi.txt"), name="hi")
-    assert found[1:] == (SourceSpec(embedded="te"), SourceSpec(path="/abs/ta.txt", name="ta"))  # kept as recorded
+    assert found[1:] == (
+        SourceSpec(embedded="te"),
+        SourceSpec(path="/abs/ta.txt", name="ta"),
+    )  # kept as recorded
     hi_only = build_dataset(
         DataSpec(sources=(SourceSpec(embedded="en"),), block_size=64, replay=0.5, heldout_fraction=0.05)
     )

@@ -30,7 +30,9 @@ def test_output_is_a_standard_model_folder_with_provenance(base, adapters, tmp_p
             {
                 "kind": "seshu-model",
                 "weights_sha256": base.sha256,
-                "config": {"data": {"heldout_fraction": 0.1, "sources": [{"path": "corpus/hi.txt", "name": "hi"}]}},
+                "config": {
+                    "data": {"heldout_fraction": 0.1, "sources": [{"path": "corpus/hi.txt", "name": "hi"}]}
+                },
             }
         )
     )

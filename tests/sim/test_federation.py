@@ -74,7 +74,9 @@ def test_a_dropped_hop_expires_and_the_next_contributor_continues_from_the_last_
     dropped = next(lock for lock in hi_locks if lock["holder"] == "c03")
     assert dropped["end"] == "expired" and dropped["revision"] is None
     # The next Hindi contributor could claim only once c03's lock had run out (3 h after its claim).
-    after = next(lock for lock in hi_locks if lock["holder"] == "c05" and lock["claimed"] > dropped["claimed"])
+    after = next(
+        lock for lock in hi_locks if lock["holder"] == "c05" and lock["claimed"] > dropped["claimed"]
+    )
     assert parse_time(after["claimed"]) >= parse_time(dropped["ended"])
     hub = FileHub(run.folder / "work" / "relay" / "hub")
     by = {r.id: r for r in hub.revisions("seshu-hi")}
@@ -94,7 +96,11 @@ def test_no_pushed_revision_is_lost(run):
     for name in ("seshu-hi", "seshu-te"):
         on_hub = {r.id for r in hub.revisions(name)}
         text = subprocess.run(
-            ["git", "show", f"registry:{adapter_path(name)}"], cwd=remote, capture_output=True, text=True, check=True
+            ["git", "show", f"registry:{adapter_path(name)}"],
+            cwd=remote,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         hops = {h.revision for h in parse_adapter(text, adapter_path(name)).hops}
         mine = {a["revision"] for a in relay["adapters"] if a["adapter"] == name}
