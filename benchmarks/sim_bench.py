@@ -18,10 +18,10 @@ def measure() -> dict[str, float]:
     from fedem import config
     from fedem.sim.config import SimConfig
     from fedem.sim.engine import Federation
-    from fedem.sim.run import _publish_root, _quiet_libraries, pretrain_base
+    from fedem.sim.run import pretrain_base, publish_first_checkpoint, quiet_libraries
     from fedem.sim.world import build_world, split_data
 
-    _quiet_libraries()
+    quiet_libraries()
     cfg = config.load(
         SimConfig, Path("pipelines/simulate.yaml"), {"days": 1, "compare": [], "centralized": False}
     )
@@ -29,7 +29,7 @@ def measure() -> dict[str, float]:
         split = split_data(cfg)
         base = pretrain_base(cfg, split, Path(tmp) / "base")
         world = build_world(cfg, Path(tmp) / "relay", split)
-        root = _publish_root(world, base)
+        root = publish_first_checkpoint(world, base)
         t0 = time.perf_counter()
         rec = Federation(cfg, world).run(root)
         total = time.perf_counter() - t0

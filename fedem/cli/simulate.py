@@ -63,6 +63,12 @@ def simulate(
     from fedem import config
 
     if not registry_only:
+        ctx = click.get_current_context()
+        for name in ("adapters", "contributors", "claims_per_hour", "hours", "concurrency", "job_seconds",
+                     "seed", "workdir"):  # fmt: skip
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} applies to --registry-only; set the federation's fields with --set")
         from fedem.sim.config import SimConfig
         from fedem.sim.run import run_simulation, summary
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedem.sim.config import SimConfig
-from fedem.sim.world import Split, _docs
+from fedem.sim.world import Split, join_documents
 
 
 def run_centralized(
@@ -27,25 +27,18 @@ def run_centralized(
     tick: Callable[[str], None] = lambda _: None,
 ) -> list[dict]:
     """Train round by round; returns the rounds (round 0 is the base) with their bits/byte."""
-    from fedem.adapter.lora import LoraSpec
-    from fedem.data import DataSpec, SourceSpec
     from fedem.io import atomic_write_text
     from fedem.merge import MergeSpec, merge_to_dir
-    from fedem.train import TrainSpec
-    from fedem.train.config import FinetuneConfig
+    from fedem.sim.jobs import central_config, local_sources
     from fedem.train.jobs import finetune
 
-    sources = tuple(
-        SourceSpec(
-            path=str(
-                atomic_write_text(
-                    folder / "data" / f"{lang}.txt", _docs(split.heldout[lang] + split.pool[lang])
-                )
-            ),
-            name=lang,
+    union = {
+        lang: atomic_write_text(
+            folder / "data" / f"{lang}.txt", join_documents(split.heldout[lang] + split.pool[lang])
         )
         for lang in cfg.languages
-    )
+    }
+    sources = local_sources(union)
     h = cfg.hop
     per_step = h.batch_size * h.block_size
     model = base_model
@@ -54,17 +47,7 @@ def run_centralized(
         steps = tokens_by_round.get(r, 0) // per_step
         if steps:
             run = folder / f"round-{r:02d}"
-            train = TrainSpec(
-                steps=steps, batch_size=h.batch_size, lr=h.lr, warmup_steps=h.warmup_steps, weight_decay=0.0,
-                log_every=10_000, save_every=10_000, seed=cfg.seed + r,
-            )  # fmt: skip
-            data = DataSpec(
-                sources=sources, block_size=h.block_size, heldout_fraction=cfg.heldout_fraction,
-                heldout_max_blocks=8, replay=0.0,
-            )  # fmt: skip
-            lora = LoraSpec(r=h.rank, alpha=2 * h.rank)
-            ft = FinetuneConfig(base=str(model), name="centralized", contributor="reference", data=data,
-                                train=train, lora=lora, output=str(run))  # fmt: skip
+            ft = central_config(cfg, model, sources, steps, r, run)
             finetune(ft, progress=False, log=log)
             merge_to_dir(model, [run / "adapter"], MergeSpec(), run / "model")
             model = run / "model"

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from fedem.clock import ManualClock, format_time, parse_time
 from fedem.errors import FedemError, RegistryError
+from fedem.sim import jobs
 from fedem.sim.config import SimConfig
 from fedem.sim.world import Contributor, World, adapters_for, add_cpt_data
 
@@ -198,7 +199,7 @@ class Federation:
         t0 = time.perf_counter()
         try:
             hop = relay_finetune(
-                hop_config(cfg, self.world, who, name, out, seed=cfg.seed * 10_000 + self.hops), self.world.hub, name, new=new,
+                jobs.hop_config(cfg, self.world, who, name, out, seed=cfg.seed * 10_000 + self.hops), self.world.hub, name, new=new,
                 cache_dir=self.cache, progress=False, log=self.log, clock=self.world.clock,
             )  # fmt: skip
         except FedemError as err:
@@ -270,9 +271,9 @@ class Federation:
 
     def _nightly(self, at: datetime, night: int) -> None:
         from fedem.nightly import run_nightly
-        from fedem.sim.measure import nightly_config, read_gate_rows
+        from fedem.sim.measure import read_gate_rows
 
-        cfg = nightly_config(self.cfg, self.world, night)
+        cfg = jobs.nightly_config(self.cfg, self.world, night)
         with gate_secrets(self.world.heldout):
             outcome = run_nightly(
                 cfg, self.world.hub, remote=str(self.world.remote), registry_cache=str(self.world.repo("nightly")),
@@ -294,9 +295,9 @@ class Federation:
         return ", ".join(f"{m['adapter']}@{m['revision'][:8]}" for m in merged) or "nothing"
 
     def _checkpoint(self, rev: str, parent: str, relation: str, night: int, tag: str | None) -> None:
-        from fedem.sim.measure import REPO, merged_entries
+        from fedem.sim.measure import merged_entries
 
-        merged = merged_entries(self.world.hub, REPO, rev) if relation == "merge" else []
+        merged = merged_entries(self.world.hub, jobs.REPO, rev) if relation == "merge" else []
         self.rec.checkpoints.append(
             {"revision": rev, "parent": parent, "relation": relation, "round": night, "tag": tag,
              "time": format_time(self.world.clock.now()), "merged": merged}
@@ -304,13 +305,12 @@ class Federation:
 
     def _cpt(self, at: datetime, night: int) -> None:
         from fedem.cpt import run_cpt
-        from fedem.sim.measure import cpt_config
 
         runs_left = max(1, (self.cfg.days - night) // self.cfg.cpt.every_days + 1)
         added = add_cpt_data(self.world, 1.0 / runs_left)
         head = self.world.hub.head("seshu").id
         outcome = run_cpt(
-            cpt_config(self.cfg, self.world, night), self.world.hub, progress=False, log=self.log,
+            jobs.cpt_config(self.cfg, self.world, night), self.world.hub, progress=False, log=self.log,
             clock=self.world.clock, cache_dir=self.cache,
         )  # fmt: skip
         if outcome.result is not None:
@@ -334,42 +334,6 @@ class Federation:
         self.rec.nights.append(
             {"round": night, "time": format_time(at), "checkpoint": head, "relation": relation}
         )
-
-
-def hop_config(cfg: SimConfig, world: World, who: Contributor, name: str, out: Path, *, seed: int):
-    """The FinetuneConfig of one hop: the contributor's shard, on the newest checkpoint."""
-    from fedem.adapter.lora import LoraSpec
-    from fedem.data import DataSpec
-    from fedem.train import TrainSpec
-    from fedem.train.config import FinetuneConfig
-
-    h = cfg.hop
-    return FinetuneConfig(
-        base="hub:seshu",
-        name=name,
-        contributor=who.login,
-        data=DataSpec(
-            sources=who.sources(),
-            block_size=h.block_size,
-            heldout_fraction=cfg.heldout_fraction,
-            heldout_max_blocks=8,
-            replay=h.replay,
-            # A CPT checkpoint names the maintainers' files by name; contributors keep a copy.
-            replay_from=str(world.corpus[cfg.languages[0]].parent),
-        ),  # fmt: skip
-        train=TrainSpec(
-            steps=cfg.contributors.steps,
-            batch_size=h.batch_size,
-            lr=h.lr,
-            warmup_steps=h.warmup_steps,
-            weight_decay=0.0,
-            log_every=10_000,
-            save_every=10_000,
-            seed=seed,
-        ),  # fmt: skip
-        lora=LoraSpec(r=h.rank, alpha=2 * h.rank),
-        output=str(out),
-    )
 
 
 def dropped(seed: int, login: str, day: int, k: int, rate: float) -> bool:

@@ -1,67 +1,19 @@
-"""What the simulator asks of the server jobs, and how it reads and scores what they made.
+"""How the simulator reads and scores what the jobs made.
 
-The nightly and CPT configs of a simulated night; the gate's per-candidate rows joined from the
-nightly's own report; the merge record of a published checkpoint; and the report's figures:
+The gate's per-candidate rows joined from the nightly's own report; the merge record of a
+published checkpoint; and the report's figures:
 held-out bits/byte per language (per-document, as the gate and lm-eval score) of checkpoints and
 of checkpoint + adapter, on a fixed subset of the private held-out set, cached by revision.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
 
 from fedem.clock import format_time
-from fedem.sim.config import SimConfig
-from fedem.sim.world import PUBLISHER, World
-
-REPO = "seshu"
-
-
-def nightly_config(cfg: SimConfig, world: World, night: int):
-    """The NightlyConfig of night ``night``: the gate on the simulated languages, its own folder."""
-    from fedem.nightly.config import NightlyConfig, RegistrySource
-
-    return NightlyConfig(
-        repo=REPO,
-        registry=RegistrySource(remote=str(world.remote), cache=str(world.folder / "git" / "nightly.git")),
-        gate=dataclasses.replace(cfg.gate, languages=tuple(cfg.languages)),
-        merge=cfg.merge,
-        output=str(world.folder / "nightly" / f"night-{night:02d}"),
-        author=PUBLISHER,
-    )
-
-
-def cpt_config(cfg: SimConfig, world: World, night: int):
-    """The CptConfig of a scheduled CPT run: the maintainers' growing files, publish only if better."""
-    from fedem.cpt.config import CptConfig, CptEval
-    from fedem.data import DataSpec, SourceSpec
-    from fedem.train import TrainSpec
-
-    sources = tuple(SourceSpec(path=str(p), name=lang) for lang, p in world.corpus.items())
-    return CptConfig(
-        repo=REPO,
-        data=DataSpec(
-            sources=sources,
-            block_size=cfg.hop.block_size,
-            heldout_fraction=cfg.heldout_fraction,
-            heldout_max_blocks=8,
-        ),  # fmt: skip
-        train=TrainSpec(
-            steps=cfg.cpt.steps,
-            batch_size=cfg.hop.batch_size,
-            lr=cfg.cpt.lr,
-            warmup_steps=2,
-            log_every=10_000,
-            save_every=10_000,
-            seed=cfg.seed + night,
-        ),  # fmt: skip
-        eval=CptEval(sources=sources, max_blocks=64, batch_size=16, delta=cfg.gate.delta),
-        output=str(world.folder / "cpt" / f"night-{night:02d}"),
-        author=PUBLISHER,
-    )
+from fedem.sim.jobs import REPO
 
 
 def read_gate_rows(outcome, folder: Path, night: int, at: datetime) -> list[dict]:

@@ -47,29 +47,11 @@ def policies(cfg: SimConfig) -> list[SimConfig]:
 
 def pretrain_base(cfg: SimConfig, split: Split, folder: Path) -> Path:
     """The first checkpoint's model: ``cfg.base`` on the base's share of each language."""
-    from fedem.data import DataSpec, SourceSpec
-    from fedem.train import ModelSpec, PretrainConfig, TrainSpec, pretrain
+    from fedem.sim.jobs import pretrain_config
+    from fedem.train import pretrain
 
     files = write_base_corpus(split, folder / "corpus")
-    pc = PretrainConfig(
-        model=ModelSpec(preset=cfg.base.preset, seed=cfg.seed),
-        data=DataSpec(
-            sources=tuple(SourceSpec(path=str(p), name=lang) for lang, p in files.items()),
-            block_size=cfg.hop.block_size,
-            heldout_fraction=cfg.heldout_fraction,
-            heldout_max_blocks=8,
-        ),  # fmt: skip
-        train=TrainSpec(
-            steps=cfg.base.steps,
-            batch_size=cfg.base.batch_size,
-            lr=cfg.base.lr,
-            warmup_steps=5,
-            log_every=10_000,
-            save_every=10_000,
-            seed=cfg.seed,
-        ),  # fmt: skip
-        output=str(folder / "pretrain"),
-    )
+    pc = pretrain_config(cfg, files, folder / "pretrain")
     pretrain(pc, progress=False, log=lambda *_: None, clock=_FixedClock(parse_time(cfg.start)))
     return folder / "pretrain" / "model"
 
@@ -87,7 +69,7 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
     from fedem.sim.progress import Progress
     from fedem.sim.report import write_report
 
-    _quiet_libraries()
+    quiet_libraries()
     output = Path(output).absolute()  # git remotes and hub paths must not depend on the cwd
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"{output}: output folder exists and is not empty; choose a new one")
@@ -108,7 +90,7 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
             world = build_world(p, work / p.name, split)
             if scorer is None:
                 scorer = Scorer(world.heldout, cfg.languages, cfg.eval_max_docs, cfg.gate.max_length)
-            root = _publish_root(world, base)
+            root = publish_first_checkpoint(world, base)
             fed = Federation(p, world, tick=bar.step)
             rec = fed.run(root)
             records[p.name] = rec
@@ -140,7 +122,7 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
     return SimResult(metrics, output)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Hundreds of model loads: their per-load bars and deprecation notes would bury the progress."""
     import warnings
 
@@ -150,7 +132,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
 
 
-def _publish_root(world, base: Path) -> str:
+def publish_first_checkpoint(world, base: Path) -> str:
     from fedem.publish.checkpoint import publish_root
 
     return publish_root(world.hub, base, author=PUBLISHER, clock=world.clock).revision.id

@@ -66,12 +66,18 @@ class World:
     adapters: dict[str, tuple[str, ...]]  # adapter name -> its languages
     tokens_per_step: int
 
+    @property
+    def corpus_dir(self) -> Path:
+        """The folder of the maintainers' pretraining files (contributors keep a copy to replay)."""
+        return next(iter(self.corpus.values())).parent
+
     def repo(self, name: str) -> Path:
         """A local git repository of one role (contributors' clone, claim server, reconciler)."""
         return ensure_repo(self.folder / "git" / f"{name}.git").repo
 
 
-def _docs(text_docs: list[str]) -> str:
+def join_documents(text_docs: list[str]) -> str:
+    """Documents as a text file: one blank line between them (how fedem reads .txt sources)."""
     return "\n\n".join(d.replace("\n\n", "\n") for d in text_docs) + "\n"
 
 
@@ -102,7 +108,7 @@ def split_data(cfg: SimConfig) -> Split:
 def write_base_corpus(split: Split, folder: Path) -> dict[str, Path]:
     """The first checkpoint's pretraining files, one per language (never modified afterwards)."""
     return {
-        lang: atomic_write_text(folder / f"{lang}.txt", _docs(split.heldout[lang] + docs))
+        lang: atomic_write_text(folder / f"{lang}.txt", join_documents(split.heldout[lang] + docs))
         for lang, docs in split.base.items()
     }
 
@@ -134,7 +140,7 @@ def build_world(cfg: SimConfig, folder: Path, split: Split) -> World:
             pool = split.pool[lang]
             lo, hi = len(pool) * part // parts, len(pool) * (part + 1) // parts
             path = data / "shards" / f"{login}-{lang}.txt"
-            shard.append(atomic_write_text(path, _docs(split.heldout[lang] + pool[lo:hi])))
+            shard.append(atomic_write_text(path, join_documents(split.heldout[lang] + pool[lo:hi])))
         # Sessions start from 08:00, one wave of contributors every hop length, so relays follow on.
         wave, slot = divmod(i, len(cfg.languages))
         minute = 8 * 60 + wave * cfg.contributors.hop_minutes + slot
@@ -200,6 +206,6 @@ def add_cpt_data(world: World, fraction: float) -> int:
         new, world.reserve[lang] = docs[:take], docs[take:]
         if new:
             path = world.corpus[lang]
-            atomic_write_text(path, path.read_text(encoding="utf-8") + "\n" + _docs(new))
+            atomic_write_text(path, path.read_text(encoding="utf-8") + "\n" + join_documents(new))
             added += len(new)
     return added

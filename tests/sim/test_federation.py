@@ -121,8 +121,12 @@ def test_relayed_hops_end_up_merged_in_a_published_checkpoint_and_hops_follow_it
     assert all(a["base"] != relay["checkpoints"][0]["revision"] for a in day2)
     gate = [g for g in relay["gate"] if g["night"] == 1]
     assert {g["verdict"] for g in gate} == {"accept"} and all(g["delta"] for g in gate)
-    credit = {c["contributor"]: c for c in relay["credit"]}
-    assert credit["c03"]["merged_hops"] == 0 and credit["c01"]["merged_hops"] >= 1
+    # Credit counts each contributor's pushed hops and those a published merge folded in.
+    merged_all = {h for c in relay["checkpoints"] for m in c["merged"] for h in m["hops"]}
+    for row in relay["credit"]:
+        mine = [a["revision"] for a in relay["adapters"] if a["contributor"] == row["contributor"]]
+        assert row["hops"] == len(mine) and row["merged_hops"] == len(set(mine) & merged_all), row
+    assert not any(a["contributor"] == "c03" and a["round"] == 1 for a in relay["adapters"])
     # Published by the maintainer account; the root stays the chain's first revision.
     hub = FileHub(run.folder / "work" / "relay" / "hub")
     chain = hub.revisions("seshu")

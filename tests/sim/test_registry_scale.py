@@ -224,7 +224,11 @@ def test_cli_prints_the_summary_and_exits_0(tmp_path):
             ["--registry-only", "--set", "ttl_minutes=0"],
             "error: config: ttl_minutes: expected an integer from 1 to 10080",
         ),
-        ([], "error: the full federation simulator needs --config and is not in this build"),
+        (
+            ["--registry-only", "--config", "x.yaml"],
+            "error: --config is the federation's; --registry-only takes its sizes as flags",
+        ),
+        (["--hours", "2"], "error: --hours applies to --registry-only"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path, args, message):
