@@ -35,14 +35,24 @@ def policies(cfg: SimConfig) -> list[SimConfig]:
     base = cfgio.to_dict(dataclasses.replace(cfg, compare=()))
     for p in cfg.compare:
         data = cfgio.to_dict(base)
-        for key, value in p.set.items():
-            cfgio._set_path(data, key, cfgio.to_dict(value))
+        for key, value in _dotted(cfgio.to_dict(p.set)):
+            cfgio._set_path(data, key, value)
         data["name"] = p.name
         try:
             out.append(cfgio.from_dict(SimConfig, data))
         except ConfigError as err:
             raise ConfigError(f"compare[{p.name}]: {err}") from None
     return out
+
+
+def _dotted(tree: dict, prefix: str = ""):
+    """``{gate: {delta: 0.01}}`` as ``("gate.delta", 0.01)``: an override changes only the fields it
+    names (a nested mapping merges into the section; it never resets the section's other fields)."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def pretrain_base(cfg: SimConfig, split: Split, folder: Path) -> Path:
