@@ -114,6 +114,7 @@ def run_gate(
     log: Callable[[str], None] = print,
     tokens_per_batch: int = 16384,
     reference: Mapping[str, DocScores] | None = None,
+    merged_deltas: Sequence[tuple[str, LoraDelta]] = (),
 ) -> dict:
     """Decide every submission; return the blind report (and write it to ``output``).
 
@@ -121,6 +122,9 @@ def run_gate(
     gate's date (injected: the seed depends on it, tests must not depend on the clock).
     ``reference``: the base's scores on this night's sample (:func:`score_night`), when the
     caller already has them (the nightly scores the merged model against the same ones).
+    ``merged``: folders of adapters merged earlier, validated against this base;
+    ``merged_deltas``: (weights sha256, ΔW) of merged adapters read on their own base (the
+    nightly's: they were trained on an older checkpoint). Both feed the duplicate screens.
     """
     salt = read_salt(policy)
     heldout = heldout if heldout is not None else heldout_from_env(policy.heldout_env)
@@ -128,7 +132,7 @@ def run_gate(
     base = load_base(base_dir)
     with tempfile.TemporaryDirectory(prefix="fedem-gate-") as stage:
         items = blind(submissions, base, Path(stage))
-    items = screen(items, _load_merged(merged, base), policy, base.model)
+    items = screen(items, [*_load_merged(merged, base), *merged_deltas], policy, base.model)
     log(
         f"gate {day.isoformat()}: {len(submissions)} candidates, {sum(isinstance(c, Candidate) for c in items)} to score"
     )

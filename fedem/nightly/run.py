@@ -34,21 +34,20 @@ from pathlib import Path
 
 from fedem import config as cfgio
 from fedem.clock import SYSTEM_CLOCK, Clock, now_utc
-from fedem.errors import AdapterRejected, ConfigError, FedemError
+from fedem.errors import ConfigError
 from fedem.gate.decide import REASONS
 from fedem.gate.policy import GatePolicy, read_salt
 from fedem.gate.run import compare_night, draw_night, run_gate, score_night
-from fedem.gate.screen import Submission
 from fedem.hub import Hub, Revision, default_hub_url, open_hub
 from fedem.io import atomic_write_json, pause_for_test
+from fedem.nightly.candidates import pull_candidates, recent_merged
 from fedem.nightly.config import NightlyConfig
-from fedem.nightly.plan import NightPlan, PlannedAdapter, format_plan, marks, plan_night
+from fedem.nightly.plan import NightPlan, format_plan, marks, plan_night
 from fedem.nightly.record import build_checkpoint
 from fedem.publish import Published, latest_checkpoint, publish_checkpoint, pull_checkpoint
 from fedem.publish.history import read_history
 from fedem.registry.model import dump_adapter
 from fedem.registry.store import Decision, GitStore
-from fedem.relay import pull_adapter
 from fedem.table import format_table
 
 REPORT = "nightly-report.json"
@@ -178,9 +177,10 @@ def run_nightly(
             work.mkdir()
         with stages("pull"):
             ckpt = pull_checkpoint(hub, cfg.repo, head.id, cache_dir=cache_dir)
-            subs, waiting, invalid = _pull_candidates(
-                hub, plan.candidates, ckpt.record.weights_sha256, work, cfg
+            subs, waiting, invalid = pull_candidates(
+                hub, plan.candidates, ckpt.record.weights_sha256, work, cfg, history
             )
+            merged_deltas = recent_merged(hub, history, snap.adapters, work, cfg)
         gated = [c for c in plan.candidates if c.name not in waiting and c.name not in invalid]
         verdicts = [
             Verdict(c.name, c.revision, "wait", None, waiting[c.name])
@@ -188,7 +188,7 @@ def run_nightly(
             if c.name in waiting
         ]
         verdicts += [
-            Verdict(c.name, c.revision, "reject", "invalid", invalid[c.name])
+            Verdict(c.name, c.revision, "reject", *invalid[c.name])
             for c in plan.candidates
             if c.name in invalid
         ]
@@ -209,7 +209,14 @@ def run_nightly(
         with stages("gate"):
             night, ref = _reference(ckpt.folder, cfg.gate, day)
             report = run_gate(
-                ckpt.folder, subs, cfg.gate, day=day, output=work / "gate-report.json", log=log, reference=ref
+                ckpt.folder,
+                subs,
+                cfg.gate,
+                day=day,
+                output=work / "gate-report.json",
+                log=log,
+                reference=ref,
+                merged_deltas=merged_deltas,
             )
         accepted = []
         for c, sub, d in zip(gated, subs, report["candidates"], strict=True):
@@ -306,33 +313,6 @@ def _record_rejections(store, rejected_marks, head, dry_run, stages) -> int:
         return _mark(
             store, {}, rejected_marks, f"nightly: rejected on {head.id[:12]}: " + ", ".join(rejected_marks)
         )
-
-
-def _pull_candidates(
-    hub: Hub, candidates: Sequence[PlannedAdapter], base_sha: str, work: Path, cfg: NightlyConfig
-) -> tuple[list[Submission], dict[str, str], dict[str, str]]:
-    """Pull each candidate's revision. One that fails validation is rejected as ``invalid`` (and
-    not pulled again on this checkpoint); one the hub could not serve, or trained on another
-    checkpoint, waits (for tomorrow, or for its next hop, which follows the new checkpoint)."""
-    subs, waiting, invalid = [], {}, {}
-    for c in candidates:
-        dest = work / "adapters" / c.name
-        try:
-            pulled = pull_adapter(hub, c.hub_repo, c.revision, output=dest)
-        except AdapterRejected as err:
-            invalid[c.name] = str(err)
-            continue
-        except FedemError as err:
-            waiting[c.name] = f"could not be pulled ({err})"
-            continue
-        if pulled.report.base_sha256 != base_sha:
-            waiting[c.name] = (
-                f"trained on base {pulled.report.base_sha256[:12]}, not {cfg.repo}'s head; "
-                "its next hop follows the new checkpoint"
-            )
-            continue
-        subs.append(Submission(pulled.folder, c.languages))
-    return subs, waiting, invalid
 
 
 def _reference(base_dir: Path, policy: GatePolicy, day):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 from fedem import untrusted
@@ -54,6 +55,10 @@ class History:
     chain: tuple[Revision, ...]
     merged_hops: Mapping[str, str]  # hop revision -> checkpoint revision that merged it
     merged_adapters: Mapping[str, str]  # adapter revision -> checkpoint revision
+    # weights sha256 of every merged adapter -> the MergedEntry and the checkpoint that merged it
+    merged_weights: Mapping[str, tuple[MergedEntry, str]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def head(self) -> Revision:
@@ -97,6 +102,7 @@ def read_history(hub: Hub, repo: str, head: Revision) -> History:
     chain: list[Revision] = []
     hops: dict[str, str] = {}
     adapters: dict[str, str] = {}
+    weights: dict[str, tuple[MergedEntry, str]] = {}
     rev: Revision | None = head
     while rev is not None:
         if len(chain) > len(by_id):
@@ -104,6 +110,7 @@ def read_history(hub: Hub, repo: str, head: Revision) -> History:
         chain.append(rev)
         for entry in merged_entries(read_hub_record(hub, repo, rev), f"{repo}@{rev.id[:12]}"):
             adapters.setdefault(entry.revision, rev.id)
+            weights.setdefault(entry.sha256, (entry, rev.id))
             for h in entry.hops:
                 hops.setdefault(h, rev.id)
         if rev.parent is None:
@@ -111,7 +118,7 @@ def read_history(hub: Hub, repo: str, head: Revision) -> History:
         if rev.parent not in by_id:
             raise HubError(f"checkpoint {repo}@{rev.id[:12]}: its parent {rev.parent[:12]} is not on the hub")
         rev = by_id[rev.parent]
-    return History(tuple(chain), hops, adapters)
+    return History(tuple(chain), hops, adapters, weights)
 
 
 def _between(history: History, old_base: str) -> list[str]:

@@ -39,6 +39,30 @@ def test_scaled_and_sign_flipped_copies_have_unit_cosine():
     assert abs(cosine(x, _delta(3))) < 0.5
 
 
+def test_merged_deltas_read_on_their_own_base_screen_copies():
+    # The nightly hands the gate (sha256, ΔW) of adapters merged into earlier checkpoints.
+    from fedem.gate.screen import Candidate, screen
+
+    class _Model(torch.nn.Module):  # the adapted modules' weights, for the relative norm
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(12, 10), torch.nn.Linear(12, 10)
+
+    merged = _delta(5, scale=0.01)
+    copy = LoraDelta(merged.scale, {m: (a, 1.01 * b) for m, (a, b) in merged.factors.items()})
+    fresh = _delta(6, scale=0.01)
+    items = [Candidate("c" * 64, 0, ("hi",), copy), Candidate("d" * 64, 1, ("hi",), fresh),
+             Candidate("e" * 64, 2, ("hi",), merged)]  # fmt: skip
+    out = screen(items, [("m" * 64, merged), ("e" * 64, merged)], GatePolicy(), _Model())
+    assert (
+        isinstance(out[0], Decision)
+        and out[0].reason == "near_duplicate"
+        and "merged adapter" in out[0].detail
+    )
+    assert isinstance(out[1], Candidate)
+    assert isinstance(out[2], Decision) and out[2].reason == "duplicate"
+
+
 def _cmp(delta, half=0.001):
     return Comparison(40, 10_000, 2.0, 2.0 + delta, delta, delta - half, delta + half, 0.95, 1000)
 

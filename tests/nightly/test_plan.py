@@ -79,8 +79,8 @@ def test_marks_never_overwrite_a_merge_and_record_rejections():
 def test_a_candidate_that_fails_validation_is_rejected_and_leaves_nothing(tmp_path):
     from fedem.hub.filehub import FileHub
     from fedem.nightly import NightlyConfig
+    from fedem.nightly.candidates import pull_candidates
     from fedem.nightly.plan import PlannedAdapter
-    from fedem.nightly.run import _pull_candidates
 
     hub = FileHub(tmp_path / "hub")
     hub.init()
@@ -90,7 +90,52 @@ def test_a_candidate_that_fails_validation_is_rejected_and_leaves_nothing(tmp_pa
     (bad / "fedem.json").write_text("{}")
     r = hub.publish("seshu-te", bad, message="m", parent=None, author="x")
     c = PlannedAdapter("seshu-te", "seshu-te", r.id, (r.id,), ("x",), ("te",), "2026-12-01T00:00:00Z")
-    subs, waiting, invalid = _pull_candidates(hub, [c], "0" * 64, tmp_path / "work", NightlyConfig())
+    subs, waiting, invalid = pull_candidates(hub, [c], "0" * 64, tmp_path / "work", NightlyConfig())
     assert subs == [] and waiting == {} and list(invalid) == ["seshu-te"]
-    assert "\n" not in invalid["seshu-te"] and invalid["seshu-te"]
+    reason, detail = invalid["seshu-te"]
+    assert reason == "invalid" and detail and "\n" not in detail
     assert not (tmp_path / "work" / "adapters" / "seshu-te").exists(), "a rejected adapter never lands"
+
+
+def test_a_copy_of_merged_weights_is_a_duplicate_under_any_name_or_base(tmp_path):
+    # A re-labelled copy of an adapter the chain merged would count twice: refused by weights
+    # hash before the base check (a copy claiming to be trained on the new head is caught too).
+    import json
+    import shutil
+
+    from fedem.adapter import BaseInfo
+    from fedem.hub.filehub import FileHub
+    from fedem.model import build_model
+    from fedem.nightly import NightlyConfig
+    from fedem.nightly.candidates import pull_candidates
+    from fedem.nightly.plan import PlannedAdapter
+    from fedem.publish.history import MergedEntry
+    from fedem.testing.adapters import write_lora_package
+
+    info = BaseInfo.from_model(build_model("tiny", "mamba2", seed=0))
+    merged = write_lora_package(tmp_path / "te", info, base_sha256="a" * 64, name="seshu-te", seed=1)
+    copy = tmp_path / "ta"
+    shutil.copytree(merged, copy)
+    meta = json.loads((copy / "fedem.json").read_text())
+    meta.update(adapter="seshu-ta", contributor="mallory")
+    meta["base"]["sha256"] = "b" * 64  # "trained on the new head"
+    (copy / "fedem.json").write_text(json.dumps(meta))
+    other = write_lora_package(tmp_path / "hi", info, base_sha256="b" * 64, name="seshu-hi", seed=2)
+    hub = FileHub(tmp_path / "hub")
+    hub.init()
+    planned = []
+    for name, folder in (("seshu-ta", copy), ("seshu-hi", other)):
+        hub.create_repo(name)
+        r = hub.publish(name, folder, message="m", parent=None, author="x")
+        planned.append(PlannedAdapter(name, name, r.id, (r.id,), ("x",), ("te",), "2026-12-01T00:00:00Z"))
+    sha = json.loads((merged / "fedem.json").read_text())["weights_sha256"]
+    entry = MergedEntry("seshu-te", rev(7), sha, (rev(7),))
+    hist = History((Revision("seshu", C1, C0, "m", T),), {rev(7): C1}, {rev(7): C1}, {sha: (entry, C1)})
+    subs, waiting, rejected = pull_candidates(
+        hub, planned, "b" * 64, tmp_path / "work", NightlyConfig(), hist
+    )
+    assert rejected == {
+        "seshu-ta": ("duplicate", f"the same weights as seshu-te@{rev(7)[:12]}, merged into seshu@{C1[:12]}")
+    }
+    assert [s.folder.name for s in subs] == ["seshu-hi"] and waiting == {}
+    assert not (tmp_path / "work" / "adapters" / "seshu-ta").exists(), "a duplicate never lands"
