@@ -102,7 +102,7 @@ class Federation:
         self.start = parse_time(cfg.start)
         self.due_reconcile: set[datetime] = set()
         self.hops = 0
-        self.log_lines: list[str] = []
+        self.log_file = world.folder / "log.txt"  # every job's own lines (memory stays bounded)
         self.cache = world.folder / "cache"
 
     # -- the queue ----------------------------------------------------------------------------------
@@ -120,7 +120,8 @@ class Federation:
             self.push(tick, "reconcile")
 
     def log(self, line: str) -> None:
-        self.log_lines.append(line)
+        with self.log_file.open("a", encoding="utf-8") as f:
+            f.write(f"{format_time(self.world.clock.now())} {line}\n")
 
     def run(self, root: str) -> Record:
         self.rec.nights.append(
@@ -195,7 +196,7 @@ class Federation:
         cfg = self.cfg
         self.hops += 1
         out = self.world.folder / "hops" / f"{self.hops:03d}-{who.login}-{name}"
-        new = self.world.hub.head(name) is None if self._exists(name) else True
+        new = name not in self.world.hub.list_repos() or self.world.hub.head(name) is None
         t0 = time.perf_counter()
         try:
             hop = relay_finetune(
@@ -222,9 +223,6 @@ class Federation:
         self.push(
             at + timedelta(minutes=cfg.contributors.hop_minutes), "push_hop", who, name, hop, tokens, day
         )
-
-    def _exists(self, name: str) -> bool:
-        return name in self.world.hub.list_repos()
 
     def _push_hop(self, at: datetime, who: Contributor, name: str, hop, tokens: int, day: int) -> None:
         from fedem.relay import push_adapter
