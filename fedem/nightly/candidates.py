@@ -83,7 +83,7 @@ def recent_merged(hub: Hub, history: History, adapters, work: Path, cfg: Nightly
         for entry in recent[ckpt]:
             spec = adapters.get(entry.adapter)
             repo = spec.hub_repo if spec is not None else entry.adapter
-            dest = work / "merged" / f"{entry.adapter}-{entry.revision[:12]}"
+            dest = work / "merged-before" / f"{entry.adapter}-{entry.revision[:12]}"
             try:
                 pulled = pull_adapter(hub, repo, entry.revision, output=dest)
             except FedemError:
