@@ -81,7 +81,7 @@ def run(base_dir: str | None = None, cli: bool = False) -> list[tuple[str, float
     import warnings
 
     warnings.filterwarnings("ignore")
-    from fedem.evaluate.heldout import _make as make_heldout
+    from fedem.evaluate.heldout import heldout_of as make_heldout
     from fedem.evaluate.heldout import read_heldout, write_heldout
     from fedem.evaluate.run import score_model_dir
     from fedem.gate.policy import GatePolicy
