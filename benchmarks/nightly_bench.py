@@ -71,7 +71,7 @@ def measure() -> dict[str, float]:
 
     warnings.filterwarnings("ignore")
     from benchmarks.gate_bench import HOP_LANGS, _docs, _hops
-    from fedem.evaluate.heldout import _make as make_heldout
+    from fedem.evaluate.heldout import heldout_of as make_heldout
     from fedem.evaluate.heldout import write_heldout
     from fedem.gate.policy import GatePolicy
     from fedem.hub.filehub import FileHub
