@@ -68,7 +68,9 @@ def simulate(
                      "seed", "workdir"):  # fmt: skip
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
                 flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} applies to --registry-only; set the federation's fields with --set")
+                raise ConfigError(
+                    f"{flag} applies to --registry-only; set the federation's fields with --set"
+                )
         from fedem.sim.config import SimConfig
         from fedem.sim.run import run_simulation, summary
 

@@ -33,7 +33,10 @@ def test_a_comparison_changes_only_the_fields_it_names():
 @pytest.mark.parametrize(
     "overrides, needle",
     [
-        ({"compare": [{"name": "x", "set": {"contributors": {"count": 0}}}]}, "compare[x]: contributors.count"),
+        (
+            {"compare": [{"name": "x", "set": {"contributors": {"count": 0}}}]},
+            "compare[x]: contributors.count",
+        ),
         ({"compare": [{"name": "x", "set": {"nope": 1}}]}, "compare[x]: nope: unknown key"),
         ({"compare": [{"name": "relay"}]}, "compare: expected policy names that are unique"),
         ({"contributors": {"drop_sessions": ["c01"]}}, "drop_sessions: expected entries LOGIN@DAY"),
