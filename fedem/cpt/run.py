@@ -28,7 +28,7 @@ from fedem.cpt.config import CptConfig, language_of
 from fedem.cpt.cursor import Plan, advance, check_compatible, draw, find_cursor, format_plan, plan
 from fedem.cpt.score import Verdict, bits_per_byte_by_language, heldout_by_language
 from fedem.data import build_dataset
-from fedem.data.spec import EMBEDDED_LANGS
+from fedem.data.spec import EMBEDDED_LANGS, public_data
 from fedem.errors import ConfigError, FedemError
 from fedem.hub import Hub, Revision, default_hub_url, open_hub
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml
@@ -70,10 +70,8 @@ def public_config(cfg: CptConfig) -> dict:
     data = cfgio.to_dict(cfg)
     data.pop("hub", None)
     data.pop("output", None)
-    for section in ("data", "eval"):
-        for src in data[section]["sources"]:
-            if src.get("path"):
-                src["path"] = Path(src["path"]).name
+    public_data(data["data"])
+    public_data(data["eval"])  # its sources are SourceSpecs too
     return data
 
 

@@ -110,3 +110,14 @@ class DataSpec:
             raise Invalid("heldout_max_blocks", "an integer >= 1")
         if not 0 <= self.replay < 1:
             raise Invalid("replay", "a number in [0, 1) (the share of draws from the base's mixture)")
+
+
+def public_data(data: dict) -> dict:
+    """A DataSpec's plain form (``config.to_dict``) as published with an adapter or a checkpoint:
+    local source paths cut to their file name, and no ``replay_from``. Both are facts of one
+    machine (a home folder, a layout) that a published record must not reveal."""
+    for src in data.get("sources", ()):
+        if src.get("path"):
+            src["path"] = Path(src["path"]).name
+    data.pop("replay_from", None)
+    return data

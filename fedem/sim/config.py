@@ -182,3 +182,39 @@ class SimConfig:
             raise Invalid("compare", "policy names that are unique and not 'centralized'")
         if self.mode == "centralized":
             raise Invalid("mode", "relay or independent (the centralized reference runs on its own)")
+        c = self.contributors
+        if c.hop_minutes >= self.ttl_minutes:
+            raise Invalid(
+                "contributors.hop_minutes",
+                f"less than ttl_minutes ({self.ttl_minutes}): a push after its lock ends is no hop",
+            )
+        end = last_session_end(c.count, len(self.languages), c.hops_per_day, c.hop_minutes)
+        if end > NIGHTLY_MINUTE:
+            raise Invalid(
+                "contributors",
+                f"sessions that end before the 23:00 nightly (the last would end at {_clock_time(end)}; "
+                "fewer contributors or hops_per_day, or a shorter hop_minutes)",
+            )
+
+
+FIRST_SESSION = 8 * 60  # minute of the day the first wave of contributors starts
+SESSION_GAP = 4 * 60  # between one contributor's sessions of a day
+NIGHTLY_MINUTE = 23 * 60  # the nightly's minute of the day (every hop of the day must be pushed by then)
+
+
+def session_minute(i: int, languages: int, k: int, hop_minutes: int) -> int:
+    """Minute of the day contributor ``i``'s session ``k`` starts: contributors come in waves of
+    one per language, each wave one hop after the last, so relays follow on."""
+    wave, slot = divmod(i, languages)
+    return FIRST_SESSION + wave * hop_minutes + slot + k * SESSION_GAP
+
+
+def _clock_time(minute: int) -> str:
+    day = " the next day" if minute >= 24 * 60 else ""
+    return f"{minute // 60 % 24:02d}:{minute % 60:02d}{day}"
+
+
+def last_session_end(count: int, languages: int, hops_per_day: int, hop_minutes: int) -> int:
+    return (
+        max(session_minute(i, languages, hops_per_day - 1, hop_minutes) for i in range(count)) + hop_minutes
+    )

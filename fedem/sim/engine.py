@@ -36,13 +36,16 @@ from pathlib import Path
 from fedem.clock import ManualClock, format_time, parse_time
 from fedem.errors import FedemError, RegistryError
 from fedem.sim import jobs
-from fedem.sim.config import SimConfig
+from fedem.sim.config import SESSION_GAP, SimConfig
 from fedem.sim.world import Contributor, World, adapters_for, add_cpt_data
 
 NIGHT = timedelta(hours=23)
 CPT_AT = timedelta(hours=23, minutes=30)
 LAST_TRY = timedelta(hours=21)  # a contributor gives up the day's session after this
 RETRY = timedelta(minutes=30)
+# Events due at the same minute: pushes land first, then the cron sees them, then contributors
+# claim (so a relay continues a push made that minute), then the server jobs, then the tally.
+ORDER = {"push_hop": 0, "reconcile": 1, "session": 2, "nightly": 3, "cpt": 4, "round": 5}
 SALT = "fedem-sim-salt"  # the gate's secret salt; in a simulation nobody is hiding from anyone
 
 
@@ -97,7 +100,7 @@ class Federation:
     def __init__(self, cfg: SimConfig, world: World, *, tick: Callable[[str], None] = lambda _: None):
         self.cfg, self.world, self.tick = cfg, world, tick
         self.rec = Record()
-        self.queue: list[tuple[datetime, int, str, tuple]] = []
+        self.queue: list[tuple[datetime, int, int, str, tuple]] = []
         self.seq = 0
         self.start = parse_time(cfg.start)
         self.due_reconcile: set[datetime] = set()
@@ -108,7 +111,7 @@ class Federation:
     # -- the queue ----------------------------------------------------------------------------------
     def push(self, at: datetime, kind: str, *args) -> None:
         self.seq += 1
-        heapq.heappush(self.queue, (at, self.seq, kind, args))
+        heapq.heappush(self.queue, (at, ORDER[kind], self.seq, kind, args))
 
     def reconcile_at(self, at: datetime) -> None:
         """The first cron tick at or after ``at`` (ticks are every reconcile_minutes from midnight)."""
@@ -134,14 +137,14 @@ class Federation:
             midnight = self.start + timedelta(days=day)
             for who in self.world.contributors:
                 for k in range(self.cfg.contributors.hops_per_day):
-                    at = midnight + timedelta(minutes=who.minute + k * 4 * 60)
+                    at = midnight + timedelta(minutes=who.minute + k * SESSION_GAP)
                     self.push(at, "session", who, day, k, midnight + LAST_TRY)
             self.push(midnight + NIGHT, "nightly", day + 1)
             if self.cfg.cpt.every_days and (day + 1) % self.cfg.cpt.every_days == 0:
                 self.push(midnight + CPT_AT, "cpt", day + 1)
             self.push(midnight + timedelta(hours=23, minutes=59), "round", day + 1)
         while self.queue:
-            at, _, kind, args = heapq.heappop(self.queue)
+            at, _, _, kind, args = heapq.heappop(self.queue)
             self.world.clock.current = at
             t0 = time.perf_counter()
             getattr(self, f"_{kind}")(at, *args)
@@ -221,16 +224,26 @@ class Federation:
             self.reconcile_at(until)
             return
         self.push(
-            at + timedelta(minutes=cfg.contributors.hop_minutes), "push_hop", who, name, hop, tokens, day
+            at + timedelta(minutes=cfg.contributors.hop_minutes),
+            "push_hop",
+            who,
+            name,
+            hop,
+            tokens,
+            day,
+            until,
         )
 
-    def _push_hop(self, at: datetime, who: Contributor, name: str, hop, tokens: int, day: int) -> None:
+    def _push_hop(
+        self, at: datetime, who: Contributor, name: str, hop, tokens: int, day: int, until: datetime
+    ) -> None:
         from fedem.relay import push_adapter
 
         try:
             rev = push_adapter(self.world.hub, name, hop.adapter_dir, author=who.hub_user)
         except FedemError as err:
             self.rec.event(at, "push", name, who.login, f"refused: {err}")
+            self.reconcile_at(until)  # the lock then ends as it would for a dropout
             return
         meta = json.loads((hop.adapter_dir / "fedem.json").read_text())
         follow = (meta.get("follow") or {}).get("kind")

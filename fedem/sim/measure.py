@@ -19,9 +19,11 @@ from fedem.sim.jobs import REPO
 def read_gate_rows(outcome, folder: Path, night: int, at: datetime) -> list[dict]:
     """One row per candidate of the night: verdict, reason, Δ bpb per language (from the gate's
     report, whose candidates are in the order the nightly gated them)."""
-    gated = [v for v in outcome.verdicts if v.decision != "wait" and v.reason != "invalid"]
-    path = folder / "work" / "gate-report.json"
-    decisions = json.loads(path.read_text())["candidates"] if gated and path.is_file() else []
+    path = folder / "work" / "gate-report.json"  # rebuilt by every run: absent if nothing was gated
+    decisions = json.loads(path.read_text())["candidates"] if path.is_file() else []
+    # The nightly lists the gated verdicts last, in the gate's order (waits and pull-stage
+    # rejections come first).
+    gated = list(outcome.verdicts[len(outcome.verdicts) - len(decisions) :]) if decisions else []
     deltas = {}
     if len(decisions) == len(gated):
         for v, d in zip(gated, decisions, strict=True):

@@ -36,6 +36,11 @@ def policies(cfg: SimConfig) -> list[SimConfig]:
     for p in cfg.compare:
         data = cfgio.to_dict(base)
         for key, value in _dotted(cfgio.to_dict(p.set)):
+            if key.split(".")[0] in SHARED or key in SHARED:
+                raise ConfigError(
+                    f"compare[{p.name}]: {key} is shared by every policy of a run (the data split, the "
+                    "first base, the schedule, the report's scoring); run a separate simulation to vary it"
+                )
             cfgio._set_path(data, key, value)
         data["name"] = p.name
         try:
@@ -43,6 +48,13 @@ def policies(cfg: SimConfig) -> list[SimConfig]:
         except ConfigError as err:
             raise ConfigError(f"compare[{p.name}]: {err}") from None
     return out
+
+
+# Fields every policy of one run shares: they shape the world built once from the main config.
+SHARED = frozenset(
+    {"name", "compare", "centralized", "seed", "start", "days", "languages", "base", "heldout_fraction",
+     "eval_max_docs", "hop.block_size", "cpt.every_days"}
+)  # fmt: skip
 
 
 def _dotted(tree: dict, prefix: str = ""):
@@ -95,9 +107,9 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
         base = pretrain_base(cfg, split, work / "base")
         bar.step(f"pretrained the base ({cfg.base.steps} steps)")
         scorer = None
-        policy_rows, records = [], {}
+        policy_rows, records, worlds = [], {}, {}
         for p in runs:
-            world = build_world(p, work / p.name, split)
+            world = worlds[p.name] = build_world(p, work / p.name, split)
             if scorer is None:
                 scorer = Scorer(world.heldout, cfg.languages, cfg.eval_max_docs, cfg.gate.max_length)
             root = publish_first_checkpoint(world, base)
@@ -110,8 +122,10 @@ def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None
             from fedem.sim.centralized import run_centralized
 
             t1 = time.perf_counter()
+            held = {lang for who in worlds[cfg.name].contributors for lang in who.languages}
+            trained = {lang: lang in held for lang in cfg.languages}
             rounds = run_centralized(
-                cfg, split, base, records[cfg.name].tokens_by_round, work / "centralized", scorer,
+                cfg, split, trained, base, records[cfg.name].tokens_by_round, work / "centralized", scorer,
                 log=lambda *_: None, tick=bar.step,
             )  # fmt: skip
             tokens = sum(records[cfg.name].tokens_by_round.values())

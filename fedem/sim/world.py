@@ -29,7 +29,7 @@ from fedem.io import atomic_write_text
 from fedem.registry.git import ensure_repo
 from fedem.registry.model import POLICY_PATH, Adapter, Spec, adapter_path, dump_adapter
 from fedem.registry.ops import init_registry
-from fedem.sim.config import SimConfig
+from fedem.sim.config import SimConfig, session_minute
 
 MAINTAINER = "fedem-sim-maintainer <maintainer@fedem.invalid>"
 PUBLISHER = "maintainer"  # the hub account that publishes checkpoints
@@ -99,7 +99,8 @@ def split_data(cfg: SimConfig) -> Split:
         train, heldout = split_heldout(load_documents(SourceSpec(embedded=lang)), cfg.heldout_fraction)
         rng.shuffle(train)
         n_base = int(len(train) * cfg.base.share)
-        n_cpt = int(len(train) * CPT_SHARE) if cfg.cpt.every_days else 0
+        cpt_runs = cfg.cpt.every_days and cfg.cpt.every_days <= cfg.days
+        n_cpt = int(len(train) * CPT_SHARE) if cpt_runs else 0
         out.heldout[lang], out.base[lang] = heldout, train[:n_base]
         out.reserve[lang], out.pool[lang] = train[n_base : n_base + n_cpt], train[n_base + n_cpt :]
     return out
@@ -141,9 +142,7 @@ def build_world(cfg: SimConfig, folder: Path, split: Split) -> World:
             lo, hi = len(pool) * part // parts, len(pool) * (part + 1) // parts
             path = data / "shards" / f"{login}-{lang}.txt"
             shard.append(atomic_write_text(path, join_documents(split.heldout[lang] + pool[lo:hi])))
-        # Sessions start from 08:00, one wave of contributors every hop length, so relays follow on.
-        wave, slot = divmod(i, len(cfg.languages))
-        minute = 8 * 60 + wave * cfg.contributors.hop_minutes + slot
+        minute = session_minute(i, len(cfg.languages), 0, cfg.contributors.hop_minutes)
         people.append(Contributor(login, f"{login}-hf", langs, tuple(shard), minute))
 
     adapters = _adapters(cfg, people)

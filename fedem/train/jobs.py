@@ -26,6 +26,7 @@ from fedem.adapter.validate import validate_adapter
 from fedem.clock import Clock
 from fedem.data import build_dataset
 from fedem.data.replay import base_mixture, with_replay
+from fedem.data.spec import public_data
 from fedem.errors import ConfigError, FedemError, ModelError
 from fedem.io import atomic_dir, atomic_write_json, atomic_write_text, atomic_write_yaml, sha256_file
 from fedem.model import build_model, count_parameters, load_model
@@ -162,9 +163,7 @@ def _public_config(cfg: FinetuneConfig) -> dict:
     for key in ("base", "adapter", "output"):
         if data.get(key):
             data[key] = Path(data[key]).name
-    for src in data["data"]["sources"]:
-        if src.get("path"):
-            src["path"] = Path(src["path"]).name
+    public_data(data["data"])
     return data
 
 

@@ -42,6 +42,20 @@ def test_a_comparison_changes_only_the_fields_it_names():
         ({"contributors": {"drop_sessions": ["c01"]}}, "drop_sessions: expected entries LOGIN@DAY"),
         ({"mode": "centralized"}, "mode: expected relay or independent"),
         ({"start": "monday"}, "start: expected an ISO-8601"),
+        # A push after its lock ended would never count as a hop.
+        (
+            {"ttl_minutes": 60, "contributors": {"hop_minutes": 60}},
+            "hop_minutes: expected less than ttl_minutes",
+        ),
+        # Every session of a day must be pushed before that night's 23:00 nightly.
+        ({"contributors": {"count": 48}}, "the last would end at 00:02 the next day"),
+        ({"contributors": {"hops_per_day": 6}}, "the last would end at 06:02 the next day"),
+        # Fields that shape the world every policy shares cannot vary inside one run.
+        ({"compare": [{"name": "x", "set": {"languages": ["en", "bn"]}}]}, "compare[x]: languages is shared"),
+        (
+            {"compare": [{"name": "x", "set": {"hop": {"block_size": 32}}}]},
+            "compare[x]: hop.block_size is shared",
+        ),
     ],
 )
 def test_bad_values_are_refused_in_one_line(overrides, needle):

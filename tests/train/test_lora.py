@@ -162,7 +162,9 @@ def test_published_adapter_reveals_no_local_paths(tiny_base, tiny_train, tmp_pat
     private.write_text("\n\n".join(f"entry {i}: " + "words " * 40 for i in range(60)))
     cfg = FinetuneConfig(
         base=str(tiny_base),
-        data=DataSpec(sources=(SourceSpec(path=str(private)),), block_size=64),
+        data=DataSpec(
+            sources=(SourceSpec(path=str(private)),), block_size=64, replay_from=str(private.parent)
+        ),
         train=tiny_train(steps=2),
         output=str(tmp_path / "hop"),
     )
