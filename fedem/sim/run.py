@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fedem import config as cfgio
-from fedem.clock import format_time, parse_time
+from fedem.clock import ManualClock, format_time, parse_time
 from fedem.errors import ConfigError
 from fedem.sim.config import SimConfig
 from fedem.sim.engine import Federation, Record
@@ -74,16 +74,8 @@ def pretrain_base(cfg: SimConfig, split: Split, folder: Path) -> Path:
 
     files = write_base_corpus(split, folder / "corpus")
     pc = pretrain_config(cfg, files, folder / "pretrain")
-    pretrain(pc, progress=False, log=lambda *_: None, clock=_FixedClock(parse_time(cfg.start)))
+    pretrain(pc, progress=False, log=lambda *_: None, clock=ManualClock(parse_time(cfg.start)))
     return folder / "pretrain" / "model"
-
-
-@dataclasses.dataclass(frozen=True)
-class _FixedClock:
-    at: object
-
-    def now(self):
-        return self.at
 
 
 def run_simulation(cfg: SimConfig, output: Path, *, progress: bool | None = None, log=print) -> SimResult:
